@@ -1,0 +1,95 @@
+// kmain: from boot/entry.S to whatever the command line asks for.
+#include <stdint.h>
+#include "bootinfo.h"
+#include "cmdline.h"
+#include "crash.h"
+#include "gdt.h"
+#include "ktest.h"
+#include "lapic.h"
+#include "memlayout.h"
+#include "panic.h"
+#include "pic.h"
+#include "power.h"
+#include "printf.h"
+#include "timer.h"
+#include "trap.h"
+#include "uart.h"
+#include "x86.h"
+
+static struct boot_info boot_info;
+
+extern uint64_t boot_pml4[512];
+
+// The identity map of low memory only existed to survive the switch to
+// the higher half. Dropping it makes user space empty and null pointers
+// fault.
+static void drop_identity_map(void)
+{
+    boot_pml4[0] = 0;
+    write_cr3(read_cr3());
+}
+
+static void print_memmap(const struct memmap *mm)
+{
+    for (int i = 0; i < mm->n; i++) {
+        const struct mem_region *r = &mm->region[i];
+        kprintf("memory: 0x%016lx-0x%016lx %s\n", r->base, r->base + r->length - 1,
+                memmap_type_name(r->type));
+    }
+    kprintf("memory: %lu KiB usable%s\n", memmap_usable_bytes(mm) / 1024,
+            mm->truncated ? " (map truncated)" : "");
+}
+
+static const char *protocol_name(int protocol)
+{
+    switch (protocol) {
+    case BOOT_PROTO_PVH: return "pvh";
+    case BOOT_PROTO_MB2: return "multiboot2";
+    default:             return "unknown";
+    }
+}
+
+// `heartbeat=MS`: a liveness signal in guest time, forever.
+static void __attribute__((noreturn)) heartbeat(unsigned long period_ms)
+{
+    if (period_ms == 0)
+        period_ms = 1000;
+    uint64_t next = period_ms;
+    for (uint64_t n = 1;; n++) {
+        while (timer_ms() < next)
+            sti_hlt();
+        kprintf("heartbeat %lu\n", n);
+        next += period_ms;
+    }
+}
+
+void kmain(int protocol, uint64_t info)
+{
+    uart_init();
+    bool parsed = bootinfo_parse(protocol, info, &boot_info);
+    cmdline_init(boot_info.cmdline);
+    // First line: the toolkit waits for it to know the kernel is alive.
+    kprintf("Revenant kernel booting (cmdline: \"%s\")\n", boot_info.cmdline);
+    if (!parsed)
+        kprintf("boot: no usable boot information (protocol %s, info 0x%lx)\n",
+                protocol_name(protocol), info);
+    kprintf("boot: protocol %s\n", protocol_name(protocol));
+
+    gdt_init();
+    idt_init();
+    drop_identity_map();
+    pic_disable();
+    lapic_init();
+    print_memmap(&boot_info.memmap);
+    timer_init(cmdline_get_ulong("hz", 100));
+    kprintf("revenant: ready\n");
+
+    const char *how = cmdline_get("crash");
+    if (how)
+        crash(how);
+    if (cmdline_has("test"))
+        power_off(ktest_run(cmdline_get("test")));
+    if (cmdline_has("heartbeat"))
+        heartbeat(cmdline_get_ulong("heartbeat", 1000));
+    power_off(true);
+}

@@ -1,0 +1,4 @@
+#ifndef PIC_H
+#define PIC_H
+void pic_disable(void);
+#endif

@@ -1,0 +1,11 @@
+#ifndef PIT_H
+#define PIT_H
+#include <stdbool.h>
+// A one-shot interval of `ms` milliseconds (1..50) on PIT channel 2, in two
+// steps so the caller can start its own counter in between: arm programs
+// the count with the gate closed, wait opens the gate and busy-waits for the
+// end. wait returns false if the PIT never signalled (no PIT or speaker
+// port, as on some microvm setups).
+void pit_oneshot_arm(unsigned ms);
+bool pit_oneshot_wait(void);
+#endif

@@ -1,0 +1,98 @@
+#include "cmdline.h"
+#include "ktest.h"
+
+static void bare_and_valued(struct ktest *t)
+{
+    struct cmdline cl;
+    const char *v;
+    cmdline_parse(&cl, "test heartbeat=100 crash=pagefault");
+    KEXPECT_EQ(t, cl.nargs, 3);
+    KEXPECT_TRUE(t, cmdline_lookup(&cl, "test", &v));
+    KEXPECT_STREQ(t, v, "");
+    KEXPECT_TRUE(t, cmdline_lookup(&cl, "heartbeat", &v));
+    KEXPECT_STREQ(t, v, "100");
+    KEXPECT_TRUE(t, cmdline_lookup(&cl, "crash", &v));
+    KEXPECT_STREQ(t, v, "pagefault");
+    KEXPECT_FALSE(t, cmdline_lookup(&cl, "hz", &v));
+}
+
+static void prefix_is_not_a_match(struct ktest *t)
+{
+    struct cmdline cl;
+    cmdline_parse(&cl, "testing tes heartbeatx=1");
+    KEXPECT_FALSE(t, cmdline_lookup(&cl, "test", NULL));
+    KEXPECT_FALSE(t, cmdline_lookup(&cl, "heartbeat", NULL));
+    KEXPECT_TRUE(t, cmdline_lookup(&cl, "tes", NULL));
+}
+
+static void whitespace_and_empty(struct ktest *t)
+{
+    struct cmdline cl;
+    cmdline_parse(&cl, "");
+    KEXPECT_EQ(t, cl.nargs, 0);
+    cmdline_parse(&cl, NULL);
+    KEXPECT_EQ(t, cl.nargs, 0);
+    cmdline_parse(&cl, "   a  \t b=  ");
+    KEXPECT_EQ(t, cl.nargs, 2);
+    const char *v;
+    KEXPECT_TRUE(t, cmdline_lookup(&cl, "b", &v));
+    KEXPECT_STREQ(t, v, "");
+}
+
+static void value_keeps_later_equals(struct ktest *t)
+{
+    struct cmdline cl;
+    const char *v;
+    cmdline_parse(&cl, "test=printf.* x=a=b");
+    KEXPECT_TRUE(t, cmdline_lookup(&cl, "test", &v));
+    KEXPECT_STREQ(t, v, "printf.*");
+    KEXPECT_TRUE(t, cmdline_lookup(&cl, "x", &v));
+    KEXPECT_STREQ(t, v, "a=b");
+}
+
+static void last_occurrence_wins(struct ktest *t)
+{
+    struct cmdline cl;
+    const char *v;
+    cmdline_parse(&cl, "hz=100 hz=1000");
+    KEXPECT_TRUE(t, cmdline_lookup(&cl, "hz", &v));
+    KEXPECT_STREQ(t, v, "1000");
+}
+
+static void numbers(struct ktest *t)
+{
+    unsigned long v = 7;
+    KEXPECT_TRUE(t, parse_ulong("0", &v));
+    KEXPECT_EQ(t, v, 0);
+    KEXPECT_TRUE(t, parse_ulong("18446744073709551615", &v));
+    KEXPECT_EQ(t, v, 18446744073709551615UL);
+    KEXPECT_FALSE(t, parse_ulong("18446744073709551616", &v));
+    KEXPECT_FALSE(t, parse_ulong("", &v));
+    KEXPECT_FALSE(t, parse_ulong("12ms", &v));
+    KEXPECT_FALSE(t, parse_ulong("-1", &v));
+    KEXPECT_FALSE(t, parse_ulong(NULL, &v));
+}
+
+static void too_many_words(struct ktest *t)
+{
+    char text[CMDLINE_MAXARG * 2 + 8];
+    int n = 0;
+    for (int i = 0; i < CMDLINE_MAXARG + 3; i++) {
+        text[n++] = 'a';
+        text[n++] = ' ';
+    }
+    text[n] = '\0';
+    struct cmdline cl;
+    cmdline_parse(&cl, text);
+    KEXPECT_EQ(t, cl.nargs, CMDLINE_MAXARG);
+    KEXPECT_TRUE(t, cl.truncated);
+}
+
+KTEST_SUITE(cmdline,
+            KTEST_CASE(bare_and_valued),
+            KTEST_CASE(prefix_is_not_a_match),
+            KTEST_CASE(whitespace_and_empty),
+            KTEST_CASE(value_keeps_later_equals),
+            KTEST_CASE(last_occurrence_wins),
+            KTEST_CASE(numbers),
+            KTEST_CASE(too_many_words));

@@ -1,0 +1,113 @@
+// The IDT and the C side of trap handling.
+#include <stdint.h>
+#include "gdt.h"
+#include "lapic.h"
+#include "panic.h"
+#include "timer.h"
+#include "trap.h"
+#include "x86.h"
+
+struct gate {
+    uint16_t offset_low;
+    uint16_t selector;
+    uint8_t ist;
+    uint8_t type;           // P | DPL | type (0xe: interrupt gate)
+    uint16_t offset_mid;
+    uint32_t offset_high;
+    uint32_t reserved;
+} __attribute__((packed));
+
+#define GATE_INTERRUPT 0x8e // present, DPL 0, 64-bit interrupt gate (IF cleared)
+
+static struct gate idt[256];
+extern const uint64_t trap_vectors[256];   // trapasm.S
+
+static void set_gate(int vector, uint64_t handler, int ist)
+{
+    idt[vector] = (struct gate){
+        .offset_low = handler & 0xffff,
+        .selector = KERNEL_CS,
+        .ist = ist,
+        .type = GATE_INTERRUPT,
+        .offset_mid = (handler >> 16) & 0xffff,
+        .offset_high = handler >> 32,
+    };
+}
+
+void idt_init(void)
+{
+    for (int v = 0; v < 256; v++)
+        set_gate(v, trap_vectors[v], 0);
+    // A double fault often means the kernel stack is gone; take it on a
+    // stack of its own so the panic can still print.
+    set_gate(T_DOUBLE_FAULT, trap_vectors[T_DOUBLE_FAULT], IST_DOUBLE_FAULT);
+
+    struct {
+        uint16_t limit;
+        uint64_t base;
+    } __attribute__((packed)) ptr = { sizeof(idt) - 1, (uint64_t)idt };
+    asm volatile("lidt %0" : : "m"(ptr));
+}
+
+static const char *const exception_names[32] = {
+    [T_DIVIDE] = "divide error",
+    [T_DEBUG] = "debug exception",
+    [T_NMI] = "non-maskable interrupt",
+    [T_BREAKPOINT] = "breakpoint",
+    [T_OVERFLOW] = "overflow",
+    [T_BOUND] = "bound range exceeded",
+    [T_INVALID_OP] = "invalid opcode",
+    [T_DEVICE] = "device not available",
+    [T_DOUBLE_FAULT] = "double fault",
+    [9] = "coprocessor segment overrun",
+    [T_TSS] = "invalid TSS",
+    [T_SEGMENT] = "segment not present",
+    [T_STACK] = "stack-segment fault",
+    [T_GPF] = "general protection fault",
+    [T_PAGE_FAULT] = "page fault",
+    [T_X87] = "x87 floating-point exception",
+    [T_ALIGNMENT] = "alignment check",
+    [T_MACHINE_CHECK] = "machine check",
+    [T_SIMD] = "SIMD floating-point exception",
+    [T_VIRT] = "virtualization exception",
+    [T_CONTROL] = "control protection exception",
+    [T_HV] = "hypervisor injection exception",
+    [T_VMM_COMM] = "VMM communication exception",
+    [T_SECURITY] = "security exception",
+};
+
+const char *trap_name(uint64_t vector)
+{
+    if (vector < 32 && exception_names[vector])
+        return exception_names[vector];
+    return vector < 32 ? "reserved exception" : "interrupt";
+}
+
+static void __attribute__((noreturn)) kernel_exception(struct trapframe *tf)
+{
+    if (tf->vector == T_PAGE_FAULT)
+        panic_trap(tf, "page fault at 0x%016lx (error 0x%lx, rip 0x%016lx)",
+                   read_cr2(), tf->error, tf->rip);
+    panic_trap(tf, "%s (vector %lu, error 0x%lx, rip 0x%016lx)",
+               trap_name(tf->vector), tf->vector, tf->error, tf->rip);
+}
+
+void trap(struct trapframe *tf)
+{
+    if (tf->vector < 32) {
+        // Nothing runs in user mode yet, so every exception is a kernel bug.
+        kernel_exception(tf);
+    }
+    switch (tf->vector) {
+    case T_TIMER:
+        timer_tick();
+        lapic_eoi();
+        return;
+    case T_SPURIOUS:
+        return;     // no EOI for spurious LAPIC interrupts, by definition
+    default:
+        if (tf->vector >= T_PIC_BASE && tf->vector < T_PIC_BASE + 16)
+            return; // stray legacy-PIC interrupt (they are masked); ignore
+        panic_trap(tf, "unexpected interrupt (vector %lu, rip 0x%016lx)", tf->vector, tf->rip);
+    }
+}

@@ -1,0 +1,159 @@
+"""invoke tasks for Revenant: thin wrappers that parse options and call toolchain/.
+
+Every task turns a RevenantError into one `error: ...` line and exit status 1.
+"""
+from __future__ import annotations
+
+import functools
+import shlex
+import sys
+
+from invoke import Exit, task
+
+
+def _clean_errors(fn):
+    """Report toolkit errors as one line, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(c, *args, **kwargs):
+        from toolchain.errors import RevenantError
+
+        try:
+            return fn(c, *args, **kwargs)
+        except RevenantError as err:
+            raise Exit(f"error: {err}", code=1)
+        except KeyboardInterrupt:
+            raise Exit("interrupted", code=130)
+
+    return wrapper
+
+
+@task(help={"verbose": "print every compiler command"})
+@_clean_errors
+def build(c, verbose=False):
+    """Compile the kernel and userland into build/kernel.elf (incremental)."""
+    from toolchain import build as builder
+
+    result = builder.build(verbose=verbose)
+    print(result.summary())
+
+
+@task(
+    help={
+        "append": "kernel command line, e.g. 'heartbeat=500' or 'run=hello'",
+        "qmp": "leave a QMP socket (build/qmp.sock) for `invoke snapshot`",
+        "disk": "attach a qcow2 disk (created if absent) so snapshots can be saved",
+        "timeout": "stop the machine after this many seconds (0 = never)",
+        "kvm": "use KVM instead of TCG (opt-in; slower when nested)",
+        "iso": "boot the GRUB ISO instead of the PVH ELF",
+    }
+)
+@_clean_errors
+def run(c, append="", qmp=False, disk="", timeout=0.0, kvm=False, iso=False):
+    """Build, boot with the serial console on this terminal, and exit when the guest does."""
+    from toolchain import runner
+
+    build(c)
+    status = runner.run_interactive(
+        append=append, qmp=qmp, disk=disk or None, timeout=timeout, kvm=kvm, iso=iso
+    )
+    print(status.describe(), file=sys.stderr)
+    if not status.ok:
+        raise Exit(code=1)
+
+
+@task(help={"args": "extra pytest arguments (or give them after --)"})
+def test(c, args=""):
+    """Run the whole test suite with pytest; arguments after -- go to pytest."""
+    extra = shlex.split(args) + shlex.split(c.remainder or "")
+    cmd = [sys.executable, "-m", "pytest", *extra]
+    result = c.run(shlex.join(cmd), pty=False, warn=True)
+    if result.exited != 0:
+        raise Exit(code=result.exited)
+
+
+@task(help={"append": "kernel command line", "port": "gdbstub TCP port"})
+@_clean_errors
+def debug(c, append="", port=1234):
+    """Start QEMU paused with its gdbstub and attach gdb with symbols."""
+    from toolchain import debugger
+
+    build(c)
+    debugger.debug(append=append, port=port)
+
+
+@task(
+    help={
+        "action": "save | load | list | delete",
+        "name": "snapshot tag",
+        "socket": "QMP socket of a machine started by `invoke run --qmp`",
+    }
+)
+@_clean_errors
+def snapshot(c, action, name="", socket=""):
+    """QEMU snapshots of a machine started by `invoke run --qmp`."""
+    from toolchain import snapshot as snap
+    from toolchain.errors import RevenantError
+
+    sock = socket or None
+    if action == "list":
+        print(snap.format_list(snap.list_snapshots(sock)))
+        return
+    operations = {"save": snap.save, "load": snap.load, "delete": snap.delete}
+    if action not in operations:
+        raise RevenantError(f"unknown snapshot action {action!r}: use save, load, list or delete")
+    if not name:
+        raise RevenantError(f"`invoke snapshot {action}` needs --name NAME")
+    op = operations[action](name, sock)
+    print(f"{op.op} {op.name}: {op.ms:.1f} ms (with stop/cont {op.total_ms:.1f} ms), "
+          f"machine {op.status_after}")
+
+
+@task
+@_clean_errors
+def doctor(c):
+    """Show what is installed, what is missing, and how to install it."""
+    from toolchain import doctor as doc
+
+    report = doc.examine()
+    print(report.render())
+    if not report.ok:
+        raise Exit(code=1)
+
+
+@task
+@_clean_errors
+def iso(c):
+    """Build build/revenant.iso with GRUB (multiboot2)."""
+    from toolchain import iso as isomaker
+
+    build(c)
+    print(isomaker.make_iso())
+
+
+@task(help={"quick": "small N (seconds instead of minutes)", "out": "JSON output path"})
+@_clean_errors
+def bench(c, quick=False, out="build/bench.json"):
+    """Run the benchmarks; write JSON with ratios against in-run baselines."""
+    from toolchain import bench as benchmarks
+
+    build(c)
+    report = benchmarks.run_all(quick=quick, out=out)
+    print(report.render())
+
+
+@task
+def clean(c):
+    """Remove build/ (kernel objects, logs, caches are kept in build/cache)."""
+    import shutil
+    from pathlib import Path
+
+    build_dir = Path(__file__).resolve().parent / "build"
+    for child in build_dir.glob("*") if build_dir.exists() else []:
+        if child.name == "cache":
+            continue
+        if child.is_dir():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    print(f"cleaned {build_dir} (kept build/cache)")

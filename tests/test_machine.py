@@ -1,0 +1,471 @@
+"""Machine / QMP / snapshot tests against a real qemu-system-x86_64.
+
+Two kernels are used:
+* ``fake_kernel``: a 100-line PVH stand-in assembled here (needs gcc + ld) that speaks
+  the console contract; it makes harness failures (panic, triple fault, second
+  banner, silence) reproducible without depending on the real kernel;
+* ``build/kernel.elf``: the real kernel, for the heartbeat snapshot round trip.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from toolchain import paths, snapshot
+from toolchain.errors import GuestFailure, KernelImageError, NoOutputTimeout, QMPError, ToolMissing
+from toolchain.machine import Machine, MachineConfig, check_kernel_image, reap_stale
+
+HAVE_QEMU = shutil.which("qemu-system-x86_64") is not None
+needs_qemu = pytest.mark.skipif(not HAVE_QEMU, reason="qemu-system-x86_64 not installed")
+needs_kernel = pytest.mark.skipif(not paths.KERNEL_ELF.exists(), reason="build/kernel.elf not built")
+
+HEARTBEAT = re.compile(r"^heartbeat (\d+)$")
+
+FAKE_KERNEL_S = r"""
+/* PVH stand-in kernel speaking the Revenant console contract (harness tests only).
+   The first character of the command line picks the behaviour. */
+        .section .note.Xen, "a", @note
+        .balign 4
+        .long 4, 8, 18
+        .asciz "Xen"
+        .balign 4
+        .quad pvh_start
+        .balign 4
+
+        .section .text, "ax"
+        .code32
+        .globl pvh_start
+pvh_start:
+        mov $stack_top, %esp
+        mov 24(%ebx), %edi            /* hvm_start_info.cmdline_paddr */
+        mov %edi, cmdline
+        mov $s_banner, %esi; call puts
+        mov cmdline, %esi; test %esi, %esi; jz 1f; call puts
+1:      mov $s_banner_end, %esi; call puts
+        mov cmdline, %esi
+        xor %eax, %eax
+        test %esi, %esi; jz 2f
+        movzbl (%esi), %eax
+2:      cmp $'c', %al; je do_panic
+        cmp $'h', %al; je do_heartbeat
+        cmp $'t', %al; je do_triple
+        cmp $'s', %al; je do_silent
+        cmp $'r', %al; je do_rebanner
+        cmp $'f', %al; je do_fail
+        mov $s_ready, %esi; call puts
+        mov $s_poweroff0, %esi; call puts
+        mov $0x10, %al; mov $0xf4, %dx; outb %al, %dx
+        hlt
+do_fail:
+        mov $s_ready, %esi; call puts
+        mov $s_poweroff1, %esi; call puts
+        mov $0x11, %al; mov $0xf4, %dx; outb %al, %dx
+        hlt
+do_panic:
+        mov $s_panic, %esi; call puts
+        mov $1, %al; mov $0x505, %dx; outb %al, %dx
+        mov $0x11, %al; mov $0xf4, %dx; outb %al, %dx
+        hlt
+do_triple:
+        lidt idt0
+        int3
+        hlt
+do_silent:
+        mov $s_ready, %esi; call puts
+3:      hlt
+        jmp 3b
+do_rebanner:
+        mov $s_ready, %esi; call puts
+        mov $s_banner, %esi; call puts
+        mov $s_banner_end, %esi; call puts
+        jmp do_silent
+do_heartbeat:
+        mov $s_ready, %esi; call puts
+4:      mov $20000000, %ecx
+5:      dec %ecx; jnz 5b
+        incl counter
+        mov $s_hb, %esi; call puts
+        mov counter, %eax; call putdec
+        mov $10, %al; call putc
+        jmp 4b
+putc:   push %edx
+        mov $0x3f8, %dx
+        outb %al, %dx
+        pop %edx
+        ret
+puts:   push %eax
+6:      lodsb
+        test %al, %al; jz 7f
+        call putc; jmp 6b
+7:      pop %eax
+        ret
+putdec: push %ebx; push %ecx; push %edx
+        mov $10, %ebx; xor %ecx, %ecx
+8:      xor %edx, %edx; div %ebx
+        push %edx; inc %ecx
+        test %eax, %eax; jnz 8b
+9:      pop %eax; add $'0', %al; call putc
+        loop 9b
+        pop %edx; pop %ecx; pop %ebx
+        ret
+
+        .section .data
+        .balign 8
+idt0:   .word 0
+        .long 0
+cmdline: .long 0
+counter: .long 0
+s_banner:     .asciz "Revenant kernel booting (cmdline: \""
+s_banner_end: .asciz "\")\n"
+s_ready:      .asciz "revenant: ready\n"
+s_poweroff0:  .asciz "revenant: poweroff status=0\n"
+s_poweroff1:  .asciz "revenant: poweroff status=1\n"
+s_hb:         .asciz "heartbeat "
+s_panic:      .ascii "PANIC: fake kernel panic\n"
+              .ascii "  rax=0x0000000000000000 rbx=0x0000000000000000\n"
+              .ascii "  rip=0x0000000000100000\n"
+              .ascii "backtrace:\n"
+              .ascii "  #0 0x0000000000100000\n"
+              .asciz "end of panic\n"
+        .section .bss
+        .balign 16
+        .space 4096
+stack_top:
+"""
+
+FAKE_KERNEL_LD = """
+ENTRY(pvh_start)
+SECTIONS {
+  . = 0x100000;
+  .note.Xen : { *(.note.Xen) }
+  .text : { *(.text) }
+  .data : { *(.data) }
+  .bss : { *(.bss) }
+}
+"""
+
+
+@pytest.fixture(scope="session")
+def fake_kernel(tmp_path_factory) -> Path:
+    if not (shutil.which("gcc") and shutil.which("ld")):
+        pytest.skip("gcc/ld needed to assemble the stand-in kernel")
+    d = tmp_path_factory.mktemp("fakekernel")
+    (d / "fake.S").write_text(FAKE_KERNEL_S)
+    (d / "fake.ld").write_text(FAKE_KERNEL_LD)
+    subprocess.run(["gcc", "-c", "fake.S", "-o", "fake.o"], cwd=d, check=True)
+    subprocess.run(["ld", "-m", "elf_x86_64", "-T", "fake.ld", "-o", "fake.elf", "fake.o"], cwd=d, check=True,
+                   stderr=subprocess.DEVNULL)
+    return d / "fake.elf"
+
+
+@pytest.fixture
+def logs(tmp_path) -> Path:
+    return tmp_path / "logs"
+
+
+def cfg(kernel: Path, logs: Path, append: str = "", **kw) -> MachineConfig:
+    return MachineConfig(kernel=kernel, append=append, log_dir=logs, name="t", **kw)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def wait_dead(pid: int, timeout: float = 5.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+# ------------------------------------------------------------- image checks
+def test_missing_kernel_image(tmp_path, logs):
+    with pytest.raises(KernelImageError) as info:
+        Machine(cfg(tmp_path / "nope.elf", logs)).start()
+    msg = str(info.value)
+    assert "\n" not in msg and "does not exist" in msg and "nope.elf" in msg
+
+
+def test_random_bytes_are_not_an_elf(tmp_path, logs):
+    bad = tmp_path / "random.elf"
+    bad.write_bytes(os.urandom(4096))
+    with pytest.raises(KernelImageError) as info:
+        Machine(cfg(bad, logs)).start()
+    assert "\n" not in str(info.value) and "not an ELF" in str(info.value)
+
+
+def test_truncated_elf_is_corrupt(tmp_path, fake_kernel):
+    data = fake_kernel.read_bytes()
+    for cut in (40, 80, 4200):     # in the ELF header, in the program headers, in a segment
+        bad = tmp_path / f"cut{cut}.elf"
+        bad.write_bytes(data[:cut])
+        with pytest.raises(KernelImageError) as info:
+            check_kernel_image(bad)
+        assert "\n" not in str(info.value)
+        assert "not an ELF" in str(info.value) or "truncated" in str(info.value), str(info.value)
+
+
+def test_wrong_class_and_machine(tmp_path, fake_kernel):
+    data = bytearray(fake_kernel.read_bytes())
+    elf32 = tmp_path / "c32.elf"
+    elf32.write_bytes(bytes(data[:4]) + b"\x01" + bytes(data[5:]))
+    with pytest.raises(KernelImageError, match="not a 64-bit ELF"):
+        check_kernel_image(elf32)
+    arm = bytearray(data)
+    arm[18:20] = (183).to_bytes(2, "little")       # EM_AARCH64
+    (tmp_path / "arm.elf").write_bytes(bytes(arm))
+    with pytest.raises(KernelImageError, match="not x86-64"):
+        check_kernel_image(tmp_path / "arm.elf")
+
+
+@needs_kernel
+def test_real_kernel_image_passes_the_check():
+    check_kernel_image(paths.KERNEL_ELF)
+
+
+def test_qemu_missing_from_path(monkeypatch, tmp_path, fake_kernel, logs):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(ToolMissing) as info:
+        Machine(cfg(fake_kernel, logs)).start()
+    msg = str(info.value)
+    assert "\n" not in msg and "qemu-system-x86_64" in msg and "ci/bootstrap" in msg
+
+
+# ------------------------------------------------------------ boot verdicts
+@needs_qemu
+def test_poweroff_ok_and_log_kept(fake_kernel, logs):
+    with Machine(cfg(fake_kernel, logs, "ok")) as m:
+        r = m.wait_poweroff(timeout=20)
+    assert r.ok and r.status == 33
+    assert m.log_path.parent == logs and m.log_path.name.endswith("-t-%d-%s.log" % (os.getpid(), m.run_id.rsplit("-", 1)[1]))
+    assert 'Revenant kernel booting (cmdline: "ok")' in m.log_path.read_text()
+    assert not m.pidfile.exists()
+    assert "-kernel" in m.argv() and "isa-debug-exit,iobase=0xf4,iosize=0x04" in m.argv()
+
+
+@needs_qemu
+@pytest.mark.parametrize("append,kind,text", [
+    ("fail", "failure", "exit 35"),
+    ("crash", "failure", "guest panic: fake kernel panic"),
+    ("triple", "reset", "triple fault"),
+])
+def test_failures_are_reported(fake_kernel, logs, append, kind, text):
+    with Machine(cfg(fake_kernel, logs, append)) as m:
+        with pytest.raises(GuestFailure) as info:
+            m.wait_poweroff(timeout=20)
+        assert m.wait(5).kind == kind
+    assert text in info.value.summary
+    assert str(m.log_path) in str(info.value)
+
+
+@needs_qemu
+def test_panic_report_is_symbolized_by_callback(fake_kernel, logs):
+    c = cfg(fake_kernel, logs, "crash", symbolizer=lambda t: t.replace("#0 0x0000000000100000", "#0 pvh_start+0x0"))
+    with Machine(c) as m:
+        with pytest.raises(GuestFailure) as info:
+            m.expect("heartbeat 1", timeout=20)
+    assert "pvh_start+0x0" in info.value.report
+    assert info.value.report.rstrip().endswith("end of panic")
+
+
+@needs_qemu
+def test_second_banner_means_reset(fake_kernel, logs):
+    with Machine(cfg(fake_kernel, logs, "rebanner")) as m:
+        with pytest.raises(GuestFailure, match="unexpected reset"):
+            m.expect("never", timeout=20)
+    assert not pid_alive(m.pid)
+
+
+@needs_qemu
+def test_idle_timeout_and_cleanup_on_exception(fake_kernel, logs):
+    with pytest.raises(NoOutputTimeout) as info:
+        with Machine(cfg(fake_kernel, logs, "silent")) as m:
+            m.expect("revenant: ready", timeout=20)
+            m.expect("never", timeout=20, idle_timeout=0.3)
+    assert str(m.log_path) in str(info.value)
+    assert not pid_alive(m.pid)
+    assert m.result is not None and m.result.kind == "killed"
+
+
+@needs_qemu
+def test_keyboard_interrupt_kills_qemu(fake_kernel, logs):
+    with pytest.raises(KeyboardInterrupt):
+        with Machine(cfg(fake_kernel, logs, "silent")) as m:
+            m.expect("revenant: ready", timeout=20)
+            raise KeyboardInterrupt
+    assert not pid_alive(m.pid)
+
+
+ORPHAN_SCRIPT = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from toolchain.machine import Machine, MachineConfig
+    m = Machine(MachineConfig(kernel=Path(sys.argv[1]), append="silent", log_dir=Path(sys.argv[2]), name="orphan"))
+    m.start()
+    m.expect("revenant: ready", timeout=20)
+    print(m.pid, flush=True)
+    time.sleep(60)
+""")
+
+
+@needs_qemu
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_qemu_dies_with_the_harness(fake_kernel, logs, sig):
+    proc = subprocess.Popen([sys.executable, "-c", ORPHAN_SCRIPT, str(fake_kernel), str(logs)],
+                            stdout=subprocess.PIPE, text=True, cwd=paths.ROOT)
+    try:
+        qemu_pid = int(proc.stdout.readline())
+        assert pid_alive(qemu_pid)
+        proc.send_signal(sig)
+        proc.wait(10)
+        assert wait_dead(qemu_pid), f"QEMU {qemu_pid} survived {sig.name} of its harness"
+    finally:
+        proc.kill()
+        proc.wait()
+    reap_stale(logs / "run")
+
+
+# --------------------------------------------------------------------- QMP
+@needs_qemu
+def test_qmp_smoke_on_paused_machine(fake_kernel, logs, tmp_path):
+    c = cfg(fake_kernel, logs, "heartbeat", qmp=True, paused=True, disk=tmp_path / "snap.qcow2")
+    with Machine(c) as m:
+        q = m.qmp
+        assert q.status() == "prelaunch"
+        assert "fake" not in m.console.text()
+        q.cont()
+        assert q.status() == "running"
+        m.expect(HEARTBEAT, timeout=20)
+        q.stop()
+        assert q.wait_event("STOP", timeout=5)["event"] == "STOP"
+        assert q.status() == "paused"
+        save = q.snapshot_save("p1")
+        assert save.job_ms > 0 and q.status() == "paused"      # was paused: stays paused
+        assert [s.name for s in q.snapshots()] == ["p1"]
+        with pytest.raises(QMPError, match="already exists"):
+            q.snapshot_save("p1")
+        with pytest.raises(QMPError, match="p2"):
+            q.snapshot_load("p2")
+        q.snapshot_load("p1", resume=False)
+        assert q.status() == "paused"
+        q.snapshot_delete("p1")
+        assert q.snapshots() == []
+        with pytest.raises(QMPError, match="unknown-command"):
+            q.execute("unknown-command")
+        r = m.quit()
+    assert r.kind == "quit" and not pid_alive(m.pid)
+
+
+@needs_qemu
+def test_qmp_without_disk_gives_clear_error(fake_kernel, logs):
+    with Machine(cfg(fake_kernel, logs, "silent", qmp=True)) as m:
+        with pytest.raises(QMPError, match="no qcow2 disk"):
+            m.qmp.snapshot_save("x")
+
+
+def test_snapshot_cli_without_machine(tmp_path):
+    with pytest.raises(QMPError) as info:
+        snapshot.list_snapshots(tmp_path / "qmp.sock")
+    assert "no machine is listening" in str(info.value) and "invoke run --qmp" in str(info.value)
+    (tmp_path / "stale.sock").write_text("")
+    with pytest.raises(QMPError, match="no machine is listening"):
+        snapshot.save("s1", tmp_path / "stale.sock")
+
+
+@needs_qemu
+def test_snapshot_cli_functions(fake_kernel, logs, tmp_path):
+    sock = tmp_path / "qmp.sock"
+    c = snapshot.snapshot_machine_config(kernel=fake_kernel, append="heartbeat", log_dir=logs,
+                                         qmp_socket=sock, disk=tmp_path / "snap.qcow2")
+    with Machine(c) as m:
+        m.expect(HEARTBEAT, timeout=20)
+        s = snapshot.save("a", sock)
+        assert s.status_after == "running" and s.ms > 0
+        s2 = snapshot.save("a", sock)                      # replaces
+        assert [x.name for x in snapshot.list_snapshots(sock).snapshots] == ["a"]
+        assert "a" in snapshot.format_list(snapshot.list_snapshots(sock))
+        ld = snapshot.load("a", sock)
+        assert ld.status_after == "running"
+        with pytest.raises(QMPError, match="no snapshot named 'zz'"):
+            snapshot.load("zz", sock)
+        snapshot.delete("a", sock)
+        assert snapshot.list_snapshots(sock).snapshots == []
+        assert s2.op == "save"
+
+
+# ---------------------------------------------------- the real kernel, end to end
+@needs_qemu
+@needs_kernel
+def test_real_kernel_poweroff(logs):
+    with Machine(MachineConfig(log_dir=logs, name="real")) as m:
+        m.expect("revenant: ready", timeout=30)
+        assert m.wait_poweroff(timeout=30).ok
+
+
+@needs_qemu
+@needs_kernel
+def test_real_kernel_panic_is_symbolized(logs):
+    with Machine(MachineConfig(append="crash=pagefault", log_dir=logs, name="real")) as m:
+        with pytest.raises(GuestFailure) as info:
+            m.wait_poweroff(timeout=30)
+    assert "page fault" in info.value.summary
+    assert "crash_pagefault" in info.value.report       # toolchain.symbols did its job
+
+
+@needs_qemu
+@needs_kernel
+def test_real_kernel_snapshot_round_trip(logs, tmp_path):
+    """heartbeat 5 -> save s1 -> heartbeat 15 -> load s1 -> the counter goes back to ~6."""
+    c = MachineConfig(append="heartbeat=50", log_dir=logs, name="snap", qmp=True, disk=tmp_path / "snap.qcow2")
+    with Machine(c) as m:
+        q = m.qmp                                     # connect before the guest gets far
+        m.expect(re.compile(r"^heartbeat 5$"), timeout=30)
+        save = q.snapshot_save("s1")
+        saved_at = int(m.expect(HEARTBEAT, timeout=30).group(1))  # first beat after resume
+        m.expect(re.compile(r"^heartbeat 15$"), timeout=30)
+        load = q.snapshot_load("s1")
+        while True:                                   # skip beats printed before the stop
+            n = int(m.expect(HEARTBEAT, timeout=30).group(1))
+            if n < 15:
+                break
+        assert n == saved_at and 5 < n <= 8, (n, saved_at)
+        print(f"\nsnapshot save job {save.job_ms:.1f} ms (total {save.total_ms:.1f}), "
+              f"load job {load.job_ms:.1f} ms (total {load.total_ms:.1f})")
+        q.snapshot_delete("s1")
+
+
+@needs_qemu
+def test_reap_stale_kills_orphans(fake_kernel, logs):
+    """A QEMU whose harness vanished (re-parented) is killed by the next Machine start."""
+    run_dir = logs / "run"
+    run_dir.mkdir(parents=True)
+    pidfile = run_dir / "orphan.pid"
+    m = Machine(cfg(fake_kernel, logs, "silent"))
+    argv = m.argv()
+    i = argv.index("-pidfile")
+    argv[i + 1] = str(pidfile)
+    # double fork: the shell exits at once, QEMU is re-parented
+    subprocess.run(["sh", "-c", '"$@" </dev/null >/dev/null 2>&1 &', "sh", *argv], check=True,
+                   start_new_session=True)
+    end = time.monotonic() + 10
+    while not (pidfile.exists() and pidfile.read_text().strip()) and time.monotonic() < end:
+        time.sleep(0.02)
+    pid = int(pidfile.read_text())
+    assert pid_alive(pid)
+    assert reap_stale(run_dir) == [pid]
+    assert wait_dead(pid)

@@ -1,0 +1,31 @@
+// The Revenant system-call interface as user programs see it: numbers,
+// errors, the address-space layout, and one stub per call (lib/syscall.S).
+// docs/abi.md is the prose version of this file.
+#ifndef REVENANT_H
+#define REVENANT_H
+#include <stdint.h>
+
+// The numbers, errnos and layout constants live in kernel/abi.h, the one
+// file both sides compile against, so they cannot drift apart.
+#include "../../kernel/abi.h"
+
+// Raw stubs: each returns the kernel's rax (negative = -errno).
+long sys_exit(long status) __attribute__((noreturn));
+long sys_write(long fd, const void *buf, unsigned long len);
+long sys_yield(void);
+long sys_getpid(void);
+long sys_clock_ns(void);
+long sys_map(unsigned long va, unsigned long len, long prot);
+long sys_unmap(unsigned long va, unsigned long len);
+long sys_spawn(const char *name, char *const argv[], long argc);
+long sys_wait(long id, int *status);
+long sys_poweroff(long ok);
+long sys_sleep_until(unsigned long deadline_ns);
+long sys_cmdline(char *buf, unsigned long len);
+
+// Any number, any arguments: for the fuzzer.
+long sys_raw(long nr, long a0, long a1, long a2, long a3, long a4, long a5);
+
+// The name of an errno value ("EFAULT"), or "E?" for one we do not know.
+const char *errno_name(long err);
+#endif

@@ -1,0 +1,18 @@
+// Program entry. The kernel starts a program with the SysV initial stack:
+// rsp -> argc, argv[0..argc-1], NULL, envp NULL; every other register is
+// undefined. rsp is 16-byte aligned here.
+    .section .text.start, "ax", @progbits
+    .globl _start
+    .type _start, @function
+_start:
+    xor %ebp, %ebp              // outermost frame: backtraces stop here
+    mov (%rsp), %rdi            // argc
+    lea 8(%rsp), %rsi           // argv
+    and $-16, %rsp              // the call below leaves main 16-byte aligned + 8
+    call main
+    mov %eax, %edi
+    call exit
+    ud2                         // exit does not return
+    .size _start, . - _start
+
+    .section .note.GNU-stack, "", @progbits
