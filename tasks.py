@@ -35,7 +35,11 @@ def build(c, verbose=False):
     from toolchain import build as builder
 
     result = builder.build(verbose=verbose)
-    print(result.summary())
+    if result.up_to_date:
+        print(f"{result.elf.name}: up to date ({result.seconds:.2f} s)")
+    else:
+        print(f"{result.elf.name}: compiled {len(result.compiled)} file(s)"
+              f"{', linked' if result.linked else ''} in {result.seconds:.2f} s")
 
 
 @task(
@@ -131,14 +135,15 @@ def iso(c):
     print(isomaker.make_iso())
 
 
-@task(help={"quick": "small N (seconds instead of minutes)", "out": "JSON output path"})
+@task(help={"quick": "small N (seconds instead of minutes)", "out": "JSON output path",
+            "only": "comma-separated sections: boot,harness,snapshot,syscall"})
 @_clean_errors
-def bench(c, quick=False, out="build/bench.json"):
+def bench(c, quick=False, out="build/bench.json", only=""):
     """Run the benchmarks; write JSON with ratios against in-run baselines."""
     from toolchain import bench as benchmarks
 
     build(c)
-    report = benchmarks.run_all(quick=quick, out=out)
+    report = benchmarks.run_all(quick=quick, out=out, only=[s for s in only.split(",") if s] or None)
     print(report.render())
 
 

@@ -1,4 +1,4 @@
-// Deliberate crashes (`crash=pagefault|divzero|assert|hang`).
+// Deliberate crashes (`crash=pagefault|divzero|assert|doublefault|hang`).
 //
 // Each is a real fault, not a simulated one, and each function is noinline
 // so that the panic's frame 0 symbolizes to its name.
@@ -31,6 +31,18 @@ __attribute__((noinline)) void crash_assert(void)
     KASSERT(answer == 42);
 }
 
+// A page fault that cannot be delivered, because the stack it would be
+// pushed on is unmapped: the CPU escalates to a double fault, which only
+// panics readably because it runs on its own IST stack.
+__attribute__((noinline)) void crash_doublefault(void)
+{
+    asm volatile("movq %0, %%rsp\n\t"
+                 "pushq $0"
+                 :
+                 : "r"((uint64_t)bad_pointer)
+                 : "memory");
+}
+
 // A hung kernel: no output, interrupts off, forever. hlt with IF=0 only
 // wakes for NMI/SMI, and the loop takes it back.
 __attribute__((noinline)) void crash_hang(void)
@@ -49,7 +61,9 @@ void crash(const char *how)
         crash_divzero();
     else if (strcmp(how, "assert") == 0)
         crash_assert();
+    else if (strcmp(how, "doublefault") == 0)
+        crash_doublefault();
     else if (strcmp(how, "hang") == 0)
         crash_hang();
-    panic("crash=%s: unknown crash (want pagefault, divzero, assert or hang), or it did not crash", how);
+    panic("crash=%s: unknown crash (want pagefault, divzero, assert, doublefault or hang), or it did not crash", how);
 }

@@ -6,5 +6,6 @@ void crash(const char *how) __attribute__((noreturn));
 void crash_pagefault(void);
 void crash_divzero(void);
 void crash_assert(void);
+void crash_doublefault(void);
 void crash_hang(void) __attribute__((noreturn));
 #endif

@@ -7,7 +7,6 @@
 #include "ktest.h"
 #include "lapic.h"
 #include "memlayout.h"
-#include "panic.h"
 #include "pic.h"
 #include "power.h"
 #include "printf.h"

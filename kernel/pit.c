@@ -24,10 +24,15 @@ void pit_oneshot_arm(unsigned ms)
 
 bool pit_oneshot_wait(void)
 {
+    // Programming mode 0 drives OUT2 low. If it reads high, nothing is
+    // there (an unassigned port reads as all ones).
+    if (inb(SPEAKER_PORT) & SPK_OUT2)
+        return false;
     // Gate high starts the count; mode 0 raises OUT2 when it reaches zero.
     outb(SPEAKER_PORT, (inb(SPEAKER_PORT) & ~SPK_SPEAKER) | SPK_GATE2);
-    // The bound only matters if there is no PIT at all.
-    for (unsigned long i = 0; i < 100000000UL; i++)
+    // The bound only matters if there is no PIT at all; a 50 ms interval
+    // takes far fewer port reads than this even on real hardware.
+    for (unsigned long i = 0; i < 2000000UL; i++)
         if (inb(SPEAKER_PORT) & SPK_OUT2)
             return true;
     return false;

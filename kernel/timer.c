@@ -1,48 +1,81 @@
-// The tick: the LAPIC timer in periodic mode at `hz` per second.
+// Time: a periodic tick for preemption, and a clock for "how late is it".
 //
-// The LAPIC timer's input clock is not architecturally known, so it is
-// measured once against the PIT. Under TCG both run on QEMU's virtual clock,
-// so "guest time" here is what the guest sees, whatever the host load.
+// They are deliberately separate. The tick is the LAPIC timer in periodic
+// mode at `hz` per second; counting ticks is *not* a clock, because a tick
+// delivered late (the host was busy, the guest had interrupts off) makes
+// QEMU skip the periods it missed rather than deliver them twice, and the
+// count falls behind. The clock is the TSC, read directly, so timer_ms()
+// is right no matter how many ticks were lost.
+//
+// Neither clock's rate is architecturally known, so both are measured once
+// against the PIT, whose input is a fixed 1.193182 MHz. Under TCG all of
+// them run on QEMU's virtual clock, which stands still while the VM is
+// stopped: "guest time" is what the guest experienced.
 #include "lapic.h"
 #include "pit.h"
 #include "printf.h"
 #include "timer.h"
 #include "trap.h"
+#include "x86.h"
 
 #define CALIBRATE_SHORT_MS 2
 #define CALIBRATE_LONG_MS  12
-// QEMU's LAPIC counts at 1 GHz before the divider: the fallback when the
-// PIT cannot be used.
-#define FALLBACK_TICKS_PER_MS (1000000 / 16)
+// QEMU's LAPIC counts at 1 GHz before the divide-by-16: the assumption
+// when there is no PIT to measure against (microvm without a speaker port).
+#define FALLBACK_LAPIC_PER_MS (1000000 / 16)
 
 static volatile uint64_t ticks;
 static unsigned hz;
+static uint64_t tsc_per_ms;
+static uint64_t tsc_at_start;
 
-// LAPIC counts elapsed over a PIT interval of `ms`; 0 if the PIT is absent.
-static uint32_t lapic_counts_over(unsigned ms)
+struct sample {
+    uint32_t lapic;     // LAPIC counts elapsed
+    uint64_t tsc;       // TSC cycles elapsed
+};
+
+// Both counters over a PIT interval of `ms`; false if the PIT is absent.
+static bool sample_over_pit(unsigned ms, struct sample *s)
 {
     // Arm the PIT first so that its programming is not inside the interval.
     pit_oneshot_arm(ms);
     lapic_timer_oneshot_masked(0xffffffff);
+    uint64_t tsc0 = rdtsc();
     bool ok = pit_oneshot_wait();
-    uint32_t elapsed = 0xffffffff - lapic_timer_current();
+    s->tsc = rdtsc() - tsc0;
+    s->lapic = 0xffffffff - lapic_timer_current();
     lapic_timer_stop();
-    return ok ? elapsed : 0;
+    return ok;
 }
 
-// LAPIC timer counts (after the divide-by-16) per millisecond. Two
-// intervals of different length, so that the fixed cost of starting and
-// polling (about 0.5% of a 10 ms run under TCG) cancels out in the
-// difference.
-static uint32_t calibrate(void)
+// Without a PIT: trust the LAPIC rate and measure the TSC against it.
+static void calibrate_without_pit(uint32_t *lapic_per_ms)
 {
-    uint32_t shorter = lapic_counts_over(CALIBRATE_SHORT_MS);
-    uint32_t longer = lapic_counts_over(CALIBRATE_LONG_MS);
-    if (!shorter || longer <= shorter) {
-        kprintf("timer: PIT calibration failed, assuming a 1 GHz APIC clock\n");
-        return FALLBACK_TICKS_PER_MS;
+    kprintf("timer: no PIT, assuming a 1 GHz APIC clock\n");
+    *lapic_per_ms = FALLBACK_LAPIC_PER_MS;
+    lapic_timer_oneshot_masked(FALLBACK_LAPIC_PER_MS * 10);
+    uint64_t tsc0 = rdtsc();
+    while (lapic_timer_current() != 0)
+        cpu_relax();
+    tsc_per_ms = (rdtsc() - tsc0) / 10;
+    lapic_timer_stop();
+}
+
+// Counts per millisecond of both counters. Two intervals of different
+// length, so the fixed cost of starting and polling (0.5% of a 10 ms run
+// under TCG) cancels out in the difference.
+static void calibrate(uint32_t *lapic_per_ms)
+{
+    struct sample shorter, longer;
+    if (!sample_over_pit(CALIBRATE_SHORT_MS, &shorter) ||
+        !sample_over_pit(CALIBRATE_LONG_MS, &longer) ||
+        longer.lapic <= shorter.lapic || longer.tsc <= shorter.tsc) {
+        calibrate_without_pit(lapic_per_ms);
+        return;
     }
-    return (longer - shorter) / (CALIBRATE_LONG_MS - CALIBRATE_SHORT_MS);
+    unsigned span = CALIBRATE_LONG_MS - CALIBRATE_SHORT_MS;
+    *lapic_per_ms = (longer.lapic - shorter.lapic) / span;
+    tsc_per_ms = (longer.tsc - shorter.tsc) / span;
 }
 
 void timer_init(unsigned want_hz)
@@ -50,10 +83,15 @@ void timer_init(unsigned want_hz)
     if (want_hz == 0 || want_hz > 10000)
         want_hz = 100;
     hz = want_hz;
-    uint32_t per_ms = calibrate();
-    uint32_t initial = (uint32_t)((uint64_t)per_ms * 1000 / hz);
+    uint32_t lapic_per_ms;
+    calibrate(&lapic_per_ms);
+    if (tsc_per_ms == 0)
+        tsc_per_ms = 1;     // a TSC that does not move: keep timer_ms() defined
+    tsc_at_start = rdtsc();
+    uint32_t initial = (uint32_t)((uint64_t)lapic_per_ms * 1000 / hz);
     lapic_timer_periodic(T_TIMER, initial ? initial : 1);
-    kprintf("timer: lapic %u counts/ms, tick %u Hz\n", per_ms, hz);
+    kprintf("timer: lapic %u counts/ms, tsc %lu cycles/ms, tick %u Hz\n",
+            lapic_per_ms, tsc_per_ms, hz);
 }
 
 void timer_tick(void)
@@ -66,9 +104,20 @@ uint64_t timer_ticks(void)
     return ticks;
 }
 
+uint64_t timer_ns(void)
+{
+    if (!tsc_per_ms)
+        return 0;           // before timer_init
+    uint64_t cycles = rdtsc() - tsc_at_start;
+    // Split to stay within 64 bits (no libgcc for 128-bit division).
+    return cycles / tsc_per_ms * 1000000 + cycles % tsc_per_ms * 1000000 / tsc_per_ms;
+}
+
 uint64_t timer_ms(void)
 {
-    return ticks * 1000 / hz;
+    if (!tsc_per_ms)
+        return 0;           // before timer_init
+    return (rdtsc() - tsc_at_start) / tsc_per_ms;
 }
 
 unsigned timer_hz(void)

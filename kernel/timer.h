@@ -1,12 +1,15 @@
 #ifndef TIMER_H
 #define TIMER_H
 #include <stdint.h>
-// Start the periodic tick at `hz` interrupts per second (LAPIC timer).
+// Calibrate the clocks and start the periodic tick at `hz` per second.
 void timer_init(unsigned hz);
 // Called from trap() on every tick.
 void timer_tick(void);
+// Ticks taken so far: a count of interrupts, not a clock (late ticks are
+// dropped, not delivered twice).
 uint64_t timer_ticks(void);
-// Guest time since timer_init, in milliseconds (tick resolution).
+// Guest time since timer_init (the TSC, calibrated against the PIT).
 uint64_t timer_ms(void);
+uint64_t timer_ns(void);
 unsigned timer_hz(void);
 #endif

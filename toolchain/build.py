@@ -11,6 +11,7 @@ Usage: ``build(verbose=False) -> BuildResult``, or ``python -m toolchain.build [
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import os
 import shutil
@@ -66,22 +67,35 @@ class BuildResult:
 
 @dataclass
 class Unit:
-    """One translation unit: source (relative to ROOT) -> object."""
+    """One translation unit: source (relative to ROOT) -> object.
+
+    The object and depfile paths are read back from the command's ``-o`` and
+    ``-MF`` (toolchain/userbuild.py builds its own commands with this class).
+    """
 
     source: Path
     command: List[str]
 
+    def _arg(self, flag: str) -> Optional[Path]:
+        cmd = self.command
+        return Path(cmd[cmd.index(flag) + 1]) if flag in cmd[:-1] else None
+
     @property
     def obj(self) -> Path:
-        return OBJ_DIR / self.source.with_suffix(".o")
+        return self._arg("-o") or object_path(self.source)
 
     @property
     def depfile(self) -> Path:
-        return self.obj.with_suffix(".d")
+        return self._arg("-MF") or self.obj.with_name(self.obj.name[:-2] + ".d")
 
     @property
     def stamp(self) -> Path:
-        return self.obj.with_suffix(".cmd")
+        return self.obj.with_name(self.obj.name[:-2] + ".cmd")
+
+
+def object_path(source: Path) -> Path:
+    """build/obj/<source>.o, keeping the source suffix: foo.c and foo.S may coexist."""
+    return OBJ_DIR / source.with_name(source.name + ".o")
 
 
 def _require_tools(tools: Iterable[str]) -> None:
@@ -101,8 +115,9 @@ def _units() -> List[Unit]:
     units = []
     for src in _sources():
         flags = ASFLAGS if src.suffix == ".S" else KERNEL_CFLAGS
-        obj = OBJ_DIR / src.with_suffix(".o")
-        cmd = [CC, *flags, "-MMD", "-MP", "-MF", str(obj.with_suffix(".d")), "-c", str(src), "-o", str(obj)]
+        obj = object_path(src)
+        depfile = obj.with_name(obj.name[:-2] + ".d")
+        cmd = [CC, *flags, "-MMD", "-MP", "-MF", str(depfile), "-c", str(src), "-o", str(obj)]
         units.append(Unit(src, cmd))
     return units
 
@@ -185,9 +200,22 @@ def _needs_link(cmd: Sequence[str], objs: Sequence[Path], elf: Path, stamp: Path
 
 
 def build(verbose: bool = False) -> BuildResult:
-    """Bring build/kernel.elf up to date. Raises BuildError or ToolMissing."""
+    """Bring build/kernel.elf up to date. Raises BuildError or ToolMissing.
+
+    Concurrent callers (parallel test workers) are serialized by a lock file,
+    so the second one finds everything up to date instead of racing.
+    """
     start = time.monotonic()
     _require_tools([CC, LD, "as"])
+    paths.BUILD.mkdir(parents=True, exist_ok=True)
+    with open(paths.BUILD / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        result = _build_locked(verbose)
+    result.seconds = time.monotonic() - start
+    return result
+
+
+def _build_locked(verbose: bool) -> BuildResult:
     elf = paths.KERNEL_ELF
     result = BuildResult(elf=elf)
 
@@ -226,8 +254,18 @@ def build(verbose: bool = False) -> BuildResult:
         link_stamp.write_text(_command_text(link_cmd))
         result.linked = True
 
-    result.seconds = time.monotonic() - start
     return result
+
+
+def describe(result: BuildResult) -> str:
+    """One line for humans: 'up to date', 'compiled 3 file(s), linked', 'relinked'."""
+    if result.up_to_date:
+        what = "up to date"
+    elif result.compiled:
+        what = f"compiled {len(result.compiled)} file(s){', linked' if result.linked else ''}"
+    else:
+        what = "relinked"
+    return f"{what} ({result.seconds:.2f}s)"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -242,11 +280,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if output:
             print(output, end="" if output.endswith("\n") else "\n", file=sys.stderr)
         return 1
-    if result.up_to_date:
-        print(f"{os.path.relpath(result.elf)}: up to date ({result.seconds:.2f}s)")
-    else:
-        print(f"{os.path.relpath(result.elf)}: compiled {len(result.compiled)} file(s)"
-              f"{', linked' if result.linked else ''} ({result.seconds:.2f}s)")
+    print(f"{os.path.relpath(result.elf)}: {describe(result)}")
     return 0
 
 

@@ -25,10 +25,20 @@ same QEMU machine, counted two ways:
   getpid, signal and alarm were bit-identical over 3 boots and futex varied
   by about 0.1 % (the scheduler's wakeup decisions depend on timing state).
   The whole-loop means (``mean_tsc_per_iter``, background ticks included)
-  vary by about 0.1 % between boots: KASLR, RDRAND-seeded randomness and the
-  tick's phase differ from boot to boot.
+  vary by about 0.1 % between boots (where the ticks land differs; neither
+  ``nokaslr norandmaps`` nor ``-icount sleep=off`` nor ``-cpu max,-rdrand``
+  made them identical).
 * **tsc_cycles** -- plain TCG.  The guest TSC is then the host's TSC, so the
-  figure is host cycles spent emulating the loop (noisy: other host load shows).
+  figure is host cycles spent emulating the loop (noisy: other host load
+  shows; expect a few percent between boots, much more for ``alarm``, whose
+  timer is a host timer).
+
+Caveat, ``-cpu max`` under TCG: the CPU offers PKU, so Linux rewrites PKRU on
+every signal delivery and sigreturn, and QEMU flushes its whole soft TLB on
+each PKRU write.  That makes ``signal`` about 3.4x dearer in host cycles
+(~71,000 vs ~21,000 with ``--cpu max,-pku``) and ``alarm`` ~1.5x, with the
+same instruction count.  A QEMU artefact, not a Linux cost; compare at equal
+``-cpu`` and mention it.
 
 The Linux side is fetched and cached by the benchmark itself:
 

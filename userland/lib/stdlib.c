@@ -48,8 +48,10 @@ void sleep(unsigned long ms)
     // Computed once: if the call is interrupted and rerun, it still ends
     // at this deadline.
     unsigned long deadline = (unsigned long)sys_clock_ns() + ms * 1000000UL;
-    while (sys_sleep_until(deadline) != 0)
-        ;
+    // A spurious wakeup is legal, so check the clock, not the result.
+    while ((unsigned long)sys_clock_ns() < deadline)
+        if (sys_sleep_until(deadline) < 0)
+            break;
 }
 
 void rng_seed(struct rng *r, uint64_t seed)

@@ -1,0 +1,52 @@
+// Environments: an address space, the program in it, and its virtual
+// processors. The unit of isolation: a fault kills one environment, the
+// kernel and the others go on.
+#ifndef ENV_H
+#define ENV_H
+#include <stdbool.h>
+#include <stdint.h>
+#include "trap.h"
+
+#define ENV_MAX        64       // live + zombie environments at once
+#define ENV_MAX_VPROCS 1        // one for now; loops below never assume it
+#define ENV_NAME_MAX   32
+#define INIT_ENV_ID    1
+
+enum env_state { ENV_LIVE = 1, ENV_ZOMBIE };
+
+struct vproc;
+
+struct env {
+    int id;
+    char name[ENV_NAME_MAX];
+    uint64_t *pml4;             // NULL once the environment has ended
+    enum env_state state;
+    int status;                 // exit status (kernel/abi.h: 0..255, or STATUS_KILLED_*)
+    int parent;                 // parent env id, 0 for none (init, orphans)
+    int nvprocs;
+    struct vproc *vprocs[ENV_MAX_VPROCS];
+};
+
+// Create an environment running `image` (an ELF, loaded by elf_load) with
+// the SysV initial stack: rsp -> argc, argv[0..argc-1], NULL, envp NULL,
+// auxv AT_NULL. Returns the new id > 0, or -ENOMEM, -ENOEXEC (printed:
+// "elf: <name>: rejected: <why>"), -E2BIG (arguments too large).
+int env_spawn(const char *name, const uint8_t *image, uint64_t len, int argc,
+              char *const argv[], int parent_id);
+// The environment ends by its own request: "env <id> (<name>) exited status=<n>".
+void env_exit(struct env *e, int status);
+// The kernel ends it: "env <id> (<name>) killed: <why>", status STATUS_KILLED_OTHER.
+void env_kill(struct env *e, const char *why);
+// A CPU exception in user mode: the report line, status STATUS_KILLED(vector).
+void env_kill_fault(struct env *e, const struct trapframe *tf, uint64_t fault_addr);
+
+struct env *env_current(void);
+struct env *env_find(int id);
+
+// wait(): reap a zombie child of `e` (id, or any for -1) into *status_uva;
+// returns its id, -ECHILD if there is no such child, -ERESTART (blocked,
+// the caller rewinds) if it has not ended yet, -EFAULT (nothing reaped).
+long env_wait(struct env *e, long id, uint64_t status_uva);
+// poweroff() from init: power off once every environment has ended.
+long env_poweroff(struct env *e, bool ok);
+#endif

@@ -1,0 +1,17 @@
+// The physical frame allocator: every usable 4 KiB frame of RAM that is not
+// the kernel image, boot data or the low 1 MiB.
+#ifndef PMM_H
+#define PMM_H
+#include <stdint.h>
+#include "bootinfo.h"
+
+// Take every usable frame of `mm` (clipped to the direct map), minus the
+// reserved ranges.
+void pmm_init(const struct memmap *mm);
+// A zeroed frame's physical address, or 0 when memory is exhausted (a
+// condition callers report as -ENOMEM, never a panic).
+uint64_t pmm_alloc(void);
+void pmm_free(uint64_t pa);
+uint64_t pmm_free_count(void);
+uint64_t pmm_total_count(void);
+#endif

@@ -1,0 +1,205 @@
+// The scheduler: a FIFO run queue of vprocs, a time slice of one tick.
+//
+// There is one kernel stack per CPU and no kernel continuations. Entering
+// the kernel saves the user state into the vproc's frame (the CPU and the
+// entry stubs write it there directly, see trapasm.S / syscallasm.S);
+// leaving it is always vproc_resume() or the syscall fast path, which load
+// a frame and jump to user space. So "switching" is just choosing which
+// frame to load; the kernel stack is simply reused from the top on the next
+// entry. A vproc that must wait does not sleep in the kernel: its syscall is
+// rewound to the `syscall` instruction and runs again from scratch once it
+// is woken (see syscall.c).
+#include "abi.h"
+#include "cpu.h"
+#include "env.h"
+#include "gdt.h"
+#include "kalloc.h"
+#include "panic.h"
+#include "sched.h"
+#include "string.h"
+#include "timer.h"
+#include "vm.h"
+#include "x86.h"
+
+#define RFLAGS_IF   (1UL << 9)
+#define RFLAGS_IOPL (3UL << 12)
+#define RFLAGS_NT   (1UL << 14)
+#define RFLAGS_VM   (1UL << 17)
+#define RFLAGS_RESERVED1 (1UL << 1)
+
+#define FXSAVE_FCW   0
+#define FXSAVE_MXCSR 24
+
+// syscallasm.S: load the frame and leave with sysretq / iretq.
+void user_return_sysret(struct trapframe *tf) __attribute__((noreturn));
+void user_return_iret(struct trapframe *tf) __attribute__((noreturn));
+
+static struct vproc *run_head, *run_tail;
+static struct vproc *all_vprocs;
+
+struct vproc *vproc_new(struct env *env)
+{
+    struct vproc *v = kmalloc(sizeof(*v));
+    if (!v)
+        return NULL;
+    v->env = env;
+    v->state = VP_BLOCKED;
+    v->wait_kind = WAIT_NONE;
+    // The FPU state a program starts with: what fninit leaves, plus the
+    // default MXCSR (all SSE exceptions masked, round to nearest).
+    *(uint16_t *)&v->fpu[FXSAVE_FCW] = 0x37f;
+    *(uint32_t *)&v->fpu[FXSAVE_MXCSR] = 0x1f80;
+    v->all_next = all_vprocs;
+    all_vprocs = v;
+    return v;
+}
+
+static void run_remove(struct vproc *v)
+{
+    struct vproc **pp = &run_head, *prev = NULL;
+    for (; *pp; prev = *pp, pp = &(*pp)->run_next) {
+        if (*pp == v) {
+            *pp = v->run_next;
+            if (run_tail == v)
+                run_tail = prev;
+            return;
+        }
+    }
+}
+
+void vproc_destroy(struct vproc *v)
+{
+    struct cpu *c = mycpu();
+    if (v->state == VP_RUNNABLE)
+        run_remove(v);
+    for (struct vproc **pp = &all_vprocs; *pp; pp = &(*pp)->all_next) {
+        if (*pp == v) {
+            *pp = v->all_next;
+            break;
+        }
+    }
+    if (c->vproc == v)
+        c->vproc = NULL;
+    if (c->fpu_owner == v)
+        c->fpu_owner = NULL;    // its registers are garbage now, nobody saves them
+    v->state = VP_DEAD;
+    kfree(v);
+}
+
+struct vproc *sched_current(void)
+{
+    return mycpu()->vproc;
+}
+
+void sched_make_runnable(struct vproc *v)
+{
+    v->state = VP_RUNNABLE;
+    v->wait_kind = WAIT_NONE;
+    v->run_next = NULL;
+    if (run_tail)
+        run_tail->run_next = v;
+    else
+        run_head = v;
+    run_tail = v;
+}
+
+void sched_block(struct vproc *v, enum wait_kind kind, uint64_t key)
+{
+    v->state = VP_BLOCKED;
+    v->wait_kind = kind;
+    v->wait_key = key;
+}
+
+void sched_wake(enum wait_kind kind, uint64_t key)
+{
+    for (struct vproc *v = all_vprocs; v; v = v->all_next)
+        if (v->state == VP_BLOCKED && v->wait_kind == kind && v->wait_key == key)
+            sched_make_runnable(v);
+}
+
+void sched_tick(void)
+{
+    uint64_t now = 0;
+    for (struct vproc *v = all_vprocs; v; v = v->all_next) {
+        if (v->state != VP_BLOCKED || v->wait_kind != WAIT_SLEEP)
+            continue;
+        if (!now)
+            now = clock_ns();
+        if (v->wait_key <= now)
+            sched_make_runnable(v);
+    }
+}
+
+bool sched_others_waiting(void)
+{
+    return run_head != NULL;
+}
+
+static struct vproc *run_pop(void)
+{
+    struct vproc *v = run_head;
+    if (v) {
+        run_head = v->run_next;
+        if (!run_head)
+            run_tail = NULL;
+    }
+    return v;
+}
+
+bool sysret_safe(const struct trapframe *tf)
+{
+    return tf->vector == VEC_SYSCALL && tf->rip < USER_LIMIT && user_frame_valid(tf);
+}
+
+bool user_frame_valid(const struct trapframe *tf)
+{
+    return tf->cs == USER_CS && tf->ss == USER_DS && is_canonical(tf->rip) &&
+           is_canonical(tf->rsp) && (tf->rflags & RFLAGS_IF) &&
+           !(tf->rflags & (RFLAGS_IOPL | RFLAGS_NT | RFLAGS_VM));
+}
+
+// Give the CPU's FPU/SSE registers to v, saving the previous owner's.
+static void fpu_switch(struct cpu *c, struct vproc *v)
+{
+    if (c->fpu_owner == v)
+        return;
+    if (c->fpu_owner)
+        asm volatile("fxsave64 %0" : "=m"(c->fpu_owner->fpu));
+    asm volatile("fxrstor64 %0" : : "m"(v->fpu));
+    c->fpu_owner = v;
+}
+
+void vproc_resume(struct vproc *v)
+{
+    struct cpu *c = mycpu();
+    c->vproc = v;
+    v->state = VP_RUNNING;
+    vm_switch(v->env->pml4);
+    fpu_switch(c, v);
+    // Entries from user mode save the frame straight into v->tf.
+    c->frame_top = (uint64_t)(&v->tf + 1);
+    tss_set_kernel_stack(c->frame_top);
+    struct trapframe *tf = &v->tf;
+    if (sysret_safe(tf))
+        user_return_sysret(tf);
+    if (user_frame_valid(tf))
+        user_return_iret(tf);
+    // Only a kernel bug or (later) a hostile activation record gets here;
+    // either way, never iretq into a frame that would fault in ring 0.
+    env_kill(v->env, "invalid user frame");
+    schedule();
+}
+
+void schedule(void)
+{
+    for (;;) {
+        struct vproc *v = run_pop();
+        if (v)
+            vproc_resume(v);
+        // Idle: interrupts on only here. The tick wakes sleepers; the loop
+        // then finds them on the run queue.
+        mycpu()->vproc = NULL;
+        sti_hlt();
+        cli();
+    }
+}

@@ -1,0 +1,61 @@
+// Virtual processors and the round-robin scheduler.
+//
+// A vproc is a user thread of control as the kernel sees it: a complete
+// saved user frame plus its FPU/SSE registers. There are no kernel threads
+// and no kernel continuations: the kernel runs on one stack per CPU, and
+// every way out of the kernel is "resume some vproc from its frame".
+#ifndef SCHED_H
+#define SCHED_H
+#include <stdbool.h>
+#include <stdint.h>
+#include "trap.h"
+
+// Frame kinds beyond the hardware vectors, kept in tf->vector.
+#define VEC_SYSCALL 0x100       // built by syscallasm.S: rcx/r11 are dead, sysret may return
+#define VEC_FRESH   0x101       // built by env_spawn: never ran
+
+enum vproc_state { VP_RUNNABLE, VP_RUNNING, VP_BLOCKED, VP_DEAD };
+enum wait_kind { WAIT_NONE, WAIT_CHILD, WAIT_SLEEP };
+
+struct env;
+
+struct vproc {
+    // First and 16-byte aligned (kmalloc), so the end of the frame is a
+    // valid TSS.rsp0: interrupts from user mode push straight into it.
+    struct trapframe tf;
+    uint8_t fpu[512] __attribute__((aligned(16)));     // fxsave image
+    struct env *env;
+    enum vproc_state state;
+    enum wait_kind wait_kind;   // what a BLOCKED vproc is waiting for
+    uint64_t wait_key;          // child id (or -1) / deadline in ns
+    struct vproc *run_next;     // run queue
+    struct vproc *all_next;     // every vproc, for wakeups
+};
+
+struct vproc *vproc_new(struct env *env);       // NULL on OOM; not yet runnable
+void vproc_destroy(struct vproc *v);
+
+struct vproc *sched_current(void);              // NULL when idle or the caller died
+void sched_make_runnable(struct vproc *v);      // append to the run queue
+// Mark v blocked; the caller rewinds its syscall (returns -ERESTART).
+void sched_block(struct vproc *v, enum wait_kind kind, uint64_t key);
+// Make runnable every vproc blocked on (kind, key); WAIT_CHILD matches
+// key == child id and waits for any child (-1).
+void sched_wake(enum wait_kind kind, uint64_t key);
+// Timer tick: wake sleepers whose deadline has passed.
+void sched_tick(void);
+bool sched_others_waiting(void);                // anything in the run queue?
+
+// Never return: resume the next runnable vproc, idling until there is one.
+void schedule(void) __attribute__((noreturn));
+// Back to user space in `v`'s frame (v must be current or switched to).
+void vproc_resume(struct vproc *v) __attribute__((noreturn));
+
+// The frame may leave through sysret (pure; tested): it came from a
+// syscall, so rcx/r11 are dead, and its RIP is a canonical user address
+// (CVE-2012-0217: Intel's sysret faults in ring 0 on a non-canonical RCX).
+bool sysret_safe(const struct trapframe *tf);
+// The frame is a legal user frame at all: user selectors, canonical RIP,
+// IF set, IOPL 0, no NT/VM.
+bool user_frame_valid(const struct trapframe *tf);
+#endif

@@ -1,0 +1,221 @@
+// Page tables.
+//
+// Every address space is a PML4 whose entries 256..511 are copied from the
+// boot PML4 when it is created. Those entries point at the same lower-level
+// tables, so the kernel half (direct map, kernel image) is one mapping
+// shared by all; vm_init makes sure every top-level kernel entry that will
+// ever be needed exists before the first copy, so nothing needs to be
+// propagated later. Entries 0..255 are the environment's own.
+//
+// User intermediate tables are PTE_P|PTE_W|PTE_U: the leaf alone decides
+// the access (read-only, NX). Kernel entries never carry PTE_U, so user code
+// cannot reach the kernel half at all.
+#include "abi.h"
+#include "cpu.h"
+#include "memlayout.h"
+#include "pmm.h"
+#include "string.h"
+#include "vm.h"
+#include "x86.h"
+
+#define USER_HALF 256                   // PML4 entries below this are user space
+#define TABLE_FLAGS (PTE_P | PTE_W | PTE_U)
+
+extern uint64_t boot_pml4[512];
+
+static uint64_t *table_at(uint64_t entry)
+{
+    return P2V(entry & PTE_ADDR);
+}
+
+static int index_at(uint64_t va, int level)     // level 3 = PML4 ... 0 = PT
+{
+    return (va >> (12 + 9 * level)) & 511;
+}
+
+void vm_init(void)
+{
+    // Nothing to add yet: the boot code created PML4[256] (direct map) and
+    // PML4[511] (kernel image). A future kernel region gets its PML4 entry
+    // here, before any address space copies the upper half.
+}
+
+uint64_t *vm_kernel_aspace(void)
+{
+    return boot_pml4;
+}
+
+bool is_canonical(uint64_t va)
+{
+    // Bits 63..47 all equal: sign extension of a 48-bit address.
+    return (uint64_t)((int64_t)(va << 16) >> 16) == va;
+}
+
+bool is_user_range(uint64_t va, uint64_t len)
+{
+    return len <= USER_LIMIT && va <= USER_LIMIT - len;
+}
+
+// The PTE slot for va, creating intermediate tables if `create`. NULL if
+// absent (or on OOM while creating). User half only.
+static uint64_t *walk(uint64_t *pml4, uint64_t va, bool create)
+{
+    uint64_t *table = pml4;
+    for (int level = 3; level > 0; level--) {
+        uint64_t *entry = &table[index_at(va, level)];
+        if (!(*entry & PTE_P)) {
+            if (!create)
+                return NULL;
+            uint64_t pa = pmm_alloc();
+            if (!pa)
+                return NULL;
+            *entry = pa | TABLE_FLAGS;
+        }
+        table = table_at(*entry);
+    }
+    return &table[index_at(va, 0)];
+}
+
+uint64_t vm_lookup(uint64_t *pml4, uint64_t va)
+{
+    if (!is_user_range(va, 1))
+        return 0;
+    uint64_t *pte = walk(pml4, va, false);
+    return pte && (*pte & PTE_P) ? *pte : 0;
+}
+
+uint64_t *vm_new_aspace(void)
+{
+    uint64_t pa = pmm_alloc();
+    if (!pa)
+        return NULL;
+    uint64_t *pml4 = P2V(pa);
+    for (int i = USER_HALF; i < 512; i++)
+        pml4[i] = boot_pml4[i];
+    return pml4;
+}
+
+// Free a user page-table subtree: the frames it maps at level 0, the
+// tables at every level.
+static void free_table(uint64_t *table, int level)
+{
+    for (int i = 0; i < 512; i++) {
+        if (!(table[i] & PTE_P))
+            continue;
+        if (level > 0)
+            free_table(table_at(table[i]), level - 1);
+        else
+            pmm_free(table[i] & PTE_ADDR);
+    }
+    pmm_free(V2P(table));
+}
+
+void vm_free_aspace(uint64_t *pml4)
+{
+    if (!pml4)
+        return;
+    for (int i = 0; i < USER_HALF; i++)
+        if (pml4[i] & PTE_P)
+            free_table(table_at(pml4[i]), 2);
+    pmm_free(V2P(pml4));
+}
+
+void vm_switch(uint64_t *pml4)
+{
+    uint64_t pa = V2P(pml4);
+    if (pml4 == boot_pml4)
+        pa = KV2P(boot_pml4);
+    if (read_cr3() != pa)
+        write_cr3(pa);
+}
+
+static bool loaded(uint64_t *pml4)
+{
+    return read_cr3() == V2P(pml4);
+}
+
+static uint64_t leaf_flags(int prot)
+{
+    uint64_t f = PTE_P | PTE_U;
+    if (prot & VM_WRITE)
+        f |= PTE_W;
+    if (!(prot & VM_EXEC))
+        f |= PTE_NX;
+    return f;
+}
+
+// The range may hold user mappings: page aligned, non-empty, user space,
+// clear of the activation area (the kernel owns it, issue 4).
+static bool mappable_range(uint64_t va, uint64_t len)
+{
+    if ((va | len) & (PAGE_SIZE - 1) || len == 0 || !is_user_range(va, len))
+        return false;
+    if (va < USER_BASE)
+        return false;
+    uint64_t act_start = ACT_RESTORE, act_end = ACT_SEGMENT + ACT_SEGMENT_SIZE;
+    return va + len <= act_start || va >= act_end;
+}
+
+static void unmap_pages(uint64_t *pml4, uint64_t va, uint64_t len)
+{
+    bool flush = loaded(pml4);
+    for (uint64_t a = va; a < va + len; a += PAGE_SIZE) {
+        uint64_t *pte = walk(pml4, a, false);
+        if (!pte || !(*pte & PTE_P))
+            continue;
+        pmm_free(*pte & PTE_ADDR);
+        *pte = 0;
+        if (flush)
+            invlpg(a);
+    }
+}
+
+int vm_map_user(uint64_t *pml4, uint64_t va, uint64_t len, int prot)
+{
+    if (!mappable_range(va, len) || (prot & ~(VM_READ | VM_WRITE | VM_EXEC)) || prot == 0)
+        return -EINVAL;
+    for (uint64_t a = va; a < va + len; a += PAGE_SIZE)
+        if (vm_lookup(pml4, a))
+            return -EINVAL;
+    for (uint64_t a = va; a < va + len; a += PAGE_SIZE) {
+        uint64_t *pte = walk(pml4, a, true);
+        uint64_t pa = pte ? pmm_alloc() : 0;
+        if (!pa) {
+            // Leave nothing behind (empty intermediate tables stay: they
+            // are freed with the address space).
+            unmap_pages(pml4, va, a - va);
+            return -ENOMEM;
+        }
+        *pte = pa | leaf_flags(prot);
+    }
+    return 0;
+}
+
+int vm_unmap_user(uint64_t *pml4, uint64_t va, uint64_t len)
+{
+    if (!mappable_range(va, len))
+        return -EINVAL;
+    unmap_pages(pml4, va, len);
+    return 0;
+}
+
+int vm_write_aspace(uint64_t *pml4, uint64_t va, const void *src, uint64_t len)
+{
+    if (!is_user_range(va, len))
+        return -EFAULT;
+    const uint8_t *s = src;
+    while (len > 0) {
+        uint64_t pte = vm_lookup(pml4, va);
+        if (!pte)
+            return -EFAULT;
+        uint64_t off = va & (PAGE_SIZE - 1);
+        uint64_t n = PAGE_SIZE - off;
+        if (n > len)
+            n = len;
+        memcpy((uint8_t *)P2V(pte & PTE_ADDR) + off, s, n);
+        va += n;
+        s += n;
+        len -= n;
+    }
+    return 0;
+}

@@ -1,0 +1,54 @@
+// Address spaces: 4-level page tables whose upper half (PML4 entries
+// 256..511) is the one kernel mapping every address space shares, and
+// whose lower half is one environment's user space.
+#ifndef VM_H
+#define VM_H
+#include <stdbool.h>
+#include <stdint.h>
+
+#define VM_READ  1
+#define VM_WRITE 2
+#define VM_EXEC  4      // without it the page is NX
+
+// Page-table entry bits.
+#define PTE_P   (1UL << 0)
+#define PTE_W   (1UL << 1)
+#define PTE_U   (1UL << 2)
+#define PTE_PS  (1UL << 7)
+#define PTE_NX  (1UL << 63)
+#define PTE_ADDR 0x000ffffffffff000UL
+
+void vm_init(void);
+// The kernel-only address space (boot page tables), used when no
+// environment's is loaded.
+uint64_t *vm_kernel_aspace(void);
+
+uint64_t *vm_new_aspace(void);                  // NULL on OOM
+void vm_free_aspace(uint64_t *pml4);            // frees user pages and tables
+void vm_switch(uint64_t *pml4);                 // load into CR3 (if not already)
+
+// Anonymous zeroed pages at [va, va+len) in user space. 0, -ENOMEM (nothing
+// left mapped), -EINVAL (unaligned, empty, outside user space, in the
+// activation area, or overlapping an existing mapping).
+int vm_map_user(uint64_t *pml4, uint64_t va, uint64_t len, int prot);
+// Unmap and free; pages not mapped are skipped. 0 or -EINVAL.
+int vm_unmap_user(uint64_t *pml4, uint64_t va, uint64_t len);
+// Copy into any address space through the direct map (no SMAP, no CR3
+// switch): for loaders. -EFAULT if a page is not mapped.
+int vm_write_aspace(uint64_t *pml4, uint64_t va, const void *src, uint64_t len);
+// The leaf entry for va, or 0 if none.
+uint64_t vm_lookup(uint64_t *pml4, uint64_t va);
+
+// Address predicates (pure; tested in kernel/tests/test_vm.c).
+bool is_canonical(uint64_t va);
+// [va, va+len) lies entirely below USER_LIMIT (hence canonical, never kernel).
+bool is_user_range(uint64_t va, uint64_t len);
+
+// User memory access with fault recovery (usercopy.c): -EFAULT, never a
+// kernel fault, for unmapped, kernel or non-canonical addresses.
+int copyin(void *dst, uint64_t uva, uint64_t len);
+int copyout(uint64_t uva, const void *src, uint64_t len);
+// Copies a NUL-terminated string of at most max-1 characters; returns its
+// length, -EFAULT, or -ENAMETOOLONG when no NUL comes within max bytes.
+long strncpy_from_user(char *dst, uint64_t uva, long max);
+#endif

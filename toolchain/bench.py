@@ -1,0 +1,185 @@
+"""`invoke bench`: measured numbers, written as JSON, each compared with a baseline from the same run.
+
+Sections:
+- boot:      process start to the banner line, and to poweroff (TCG).
+- harness:   the same boot-to-poweroff run bare (`subprocess.run(argv)`) and through `Machine`;
+             the ratio is the harness overhead (target <= 1.3).
+- snapshot:  QMP snapshot-save / snapshot-load job times on a running guest.
+- syscall:   null syscall (getpid) round trip in Revenant vs. Linux in the same QEMU, counted in
+             guest instructions (-icount shift=0, where one instruction is one TSC tick) and in
+             rdtsc cycles under plain TCG; ratio Revenant/Linux (target <= 0.5).
+Numbers are medians over repeated runs; nothing here is a pass/fail test.
+"""
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from . import paths
+from .errors import RevenantError
+from .machine import Machine, MachineConfig
+
+
+@dataclass
+class Section:
+    name: str
+    figures: dict = field(default_factory=dict)
+    error: Optional[str] = None
+
+
+@dataclass
+class BenchReport:
+    sections: list[Section] = field(default_factory=list)
+    out: Optional[Path] = None
+
+    def render(self) -> str:
+        lines = []
+        for s in self.sections:
+            lines.append(f"[{s.name}]")
+            if s.error:
+                lines.append(f"  error: {s.error}")
+            for k, v in s.figures.items():
+                if isinstance(v, float):
+                    v = f"{v:.4g}"
+                lines.append(f"  {k}: {v}")
+        if self.out:
+            lines.append(f"JSON: {self.out}")
+        return "\n".join(lines)
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def bench_boot(runs: int) -> Section:
+    banner, poweroff = [], []
+    for _ in range(runs):
+        t0 = time.monotonic()
+        with Machine(MachineConfig(name="bench-boot", append="")) as m:
+            m.expect("Revenant kernel booting", timeout=30)
+            banner.append(time.monotonic() - t0)
+            m.wait_poweroff(timeout=60)
+            poweroff.append(time.monotonic() - t0)
+    return Section("boot", {"runs": runs, "boot_to_banner_ms": _median(banner) * 1e3,
+                            "boot_to_poweroff_ms": _median(poweroff) * 1e3})
+
+
+def bench_harness(runs: int) -> Section:
+    """Alternate bare QEMU and Machine runs of the same argv so host noise hits both."""
+    bare, harness = [], []
+    for _ in range(runs):
+        probe = Machine(MachineConfig(name="bench-bare"))
+        argv = [a for a in probe.argv()]
+        argv = _drop_pidfile(argv)
+        t0 = time.monotonic()
+        proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        bare.append(time.monotonic() - t0)
+        if proc.returncode != 33:
+            raise RevenantError(f"bare QEMU run exited {proc.returncode}, expected 33")
+        t0 = time.monotonic()
+        with Machine(MachineConfig(name="bench-harness")) as m:
+            m.wait_poweroff(timeout=60)
+        harness.append(time.monotonic() - t0)
+    b, h = _median(bare), _median(harness)
+    return Section("harness", {"runs": runs, "bare_ms": b * 1e3, "harness_ms": h * 1e3,
+                               "ratio_harness_over_bare": h / b, "target_ratio_max": 1.3})
+
+
+def _drop_pidfile(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a == "-pidfile":
+            skip = True
+            continue
+        out.append(a)
+    if "qemu-system-x86_64" not in out[0]:
+        out[0] = "qemu-system-x86_64"
+    return out
+
+
+def bench_snapshot(runs: int) -> Section:
+    disk = paths.BUILD / "bench-snapshots.qcow2"
+    if disk.exists():
+        disk.unlink()
+    saves, loads = [], []
+    with Machine(MachineConfig(name="bench-snapshot", append="heartbeat=20", qmp=True, disk=disk)) as m:
+        m.expect(re.compile(r"^heartbeat 3$"), timeout=30)
+        for i in range(runs):
+            saves.append(m.qmp.snapshot_save(f"b{i}").job_ms)
+            m.expect(re.compile(r"^heartbeat \d+$"), timeout=30)
+            loads.append(m.qmp.snapshot_load(f"b{i}").job_ms)
+        m.kill()
+    disk.unlink(missing_ok=True)
+    return Section("snapshot", {"runs": runs, "memory": "128M", "save_ms": _median(saves),
+                                "load_ms": _median(loads), "save_ms_all": saves, "load_ms_all": loads})
+
+
+def revenant_result(program: str, args: str, icount: bool, timeout: float = 300) -> dict:
+    """Boot `run=program:args`, return the fields of its RESULT line."""
+    from .linuxpeer import parse_results
+
+    extra = ["-icount", "shift=0"] if icount else []
+    cfg = MachineConfig(name=f"bench-{program}", append=f"run={program}:{args}", extra_args=extra)
+    with Machine(cfg) as m:
+        m.wait_poweroff(timeout=timeout)
+        results = parse_results(m.console.text())
+    if not results:
+        raise RevenantError(f"{program} printed no RESULT line (log: {m.log_path})")
+    return next(iter(results.values()))
+
+
+def bench_syscall(iters: int) -> Section:
+    from . import linuxpeer
+
+    ours_ins = revenant_result("bench_null", str(iters), icount=True)
+    ours_tsc = revenant_result("bench_null", str(iters), icount=False)
+    linux = linuxpeer.compare_runs(["getpid"], iters)
+    lx = linux["results"]["getpid"]
+    ins, cyc = float(ours_ins["tsc_per_iter"]), float(ours_tsc["tsc_per_iter"])
+    return Section("syscall", {
+        "iters": iters,
+        "revenant_instructions": ins, "linux_instructions": lx["instructions"],
+        "ratio_instructions": ins / lx["instructions"],
+        "revenant_tsc_cycles": cyc, "linux_tsc_cycles": lx["tsc_cycles"],
+        "ratio_tsc_cycles": cyc / lx["tsc_cycles"],
+        "target_ratio_max": 0.5, "linux_kernel": linux["kernel"],
+    })
+
+
+def _guard(name: str, fn: Callable[[], Section]) -> Section:
+    try:
+        return fn()
+    except RevenantError as err:
+        return Section(name, error=err.summary)
+
+
+def run_all(quick: bool = False, out: str = "build/bench.json",
+            only: Optional[list[str]] = None) -> BenchReport:
+    runs = 3 if quick else 10
+    iters = 2000 if quick else 100000
+    plan: dict[str, Callable[[], Section]] = {
+        "boot": lambda: bench_boot(runs),
+        "harness": lambda: bench_harness(runs),
+        "snapshot": lambda: bench_snapshot(runs),
+        "syscall": lambda: bench_syscall(iters),
+    }
+    report = BenchReport()
+    for name, fn in plan.items():
+        if only and name not in only:
+            continue
+        report.sections.append(_guard(name, fn))
+    path = Path(out) if Path(out).is_absolute() else paths.ROOT / out
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({s.name: {**s.figures, **({"error": s.error} if s.error else {})}
+                                for s in report.sections}, indent=2))
+    report.out = path
+    return report

@@ -1,0 +1,20 @@
+#include <revenant.h>
+
+const char *errno_name(long err)
+{
+    switch (err < 0 ? -err : err) {
+    case EPERM:        return "EPERM";
+    case ENOENT:       return "ENOENT";
+    case ESRCH:        return "ESRCH";
+    case E2BIG:        return "E2BIG";
+    case ENOEXEC:      return "ENOEXEC";
+    case EBADF:        return "EBADF";
+    case ECHILD:       return "ECHILD";
+    case ENOMEM:       return "ENOMEM";
+    case EFAULT:       return "EFAULT";
+    case EINVAL:       return "EINVAL";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    case ENOSYS:       return "ENOSYS";
+    default:           return "E?";
+    }
+}
