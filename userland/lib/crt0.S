@@ -8,11 +8,22 @@ _start:
     xor %ebp, %ebp              // outermost frame: backtraces stop here
     mov (%rsp), %rdi            // argc
     lea 8(%rsp), %rsi           // argv
+    mov %edi, __argc(%rip)
+    mov %rsi, __argv(%rip)
     and $-16, %rsp              // the call below leaves main 16-byte aligned + 8
     call main
     mov %eax, %edi
     call exit
     ud2                         // exit does not return
     .size _start, . - _start
+
+// Saved for code far from main (messages naming the program). In .data,
+// not .bss: every program then has a file-backed writable segment, so the
+// three-segment layout of user.ld always holds.
+    .data
+    .balign 8
+    .globl __argv, __argc
+__argv: .quad 0
+__argc: .long 0
 
     .section .note.GNU-stack, "", @progbits
