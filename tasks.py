@@ -50,16 +50,19 @@ def build(c, verbose=False):
         "timeout": "stop the machine after this many seconds (0 = never)",
         "kvm": "use KVM instead of TCG (opt-in; slower when nested)",
         "iso": "boot the GRUB ISO instead of the PVH ELF",
+        "kernel": "boot this kernel image instead of building build/kernel.elf",
     }
 )
 @_clean_errors
-def run(c, append="", qmp=False, disk="", timeout=0.0, kvm=False, iso=False):
+def run(c, append="", qmp=False, disk="", timeout=0.0, kvm=False, iso=False, kernel=""):
     """Build, boot with the serial console on this terminal, and exit when the guest does."""
     from toolchain import runner
 
-    build(c)
+    if not kernel:
+        build(c)
     status = runner.run_interactive(
-        append=append, qmp=qmp, disk=disk or None, timeout=timeout, kvm=kvm, iso=iso
+        append=append, qmp=qmp, disk=disk or None, timeout=timeout, kvm=kvm, iso=iso,
+        kernel=kernel or None,
     )
     print(status.describe(), file=sys.stderr)
     if not status.ok:

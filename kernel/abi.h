@@ -34,6 +34,17 @@
 #define ENAMETOOLONG 36
 #define ENOSYS      38
 
+// The status wait() reports. exit(n) gives n & 0xff (0..255). An
+// environment the kernel killed gets a value above that range, so the two
+// never collide and a kill is never 0 ("success"):
+//   STATUS_KILLED(v)     a CPU exception, vector v, in user mode (page
+//                        fault 14 -> 270, GP 13 -> 269, divide error -> 256)
+//   STATUS_KILLED_OTHER  killed for any other reason (e.g. an invalid frame)
+#define STATUS_KILLED_BASE   256
+#define STATUS_KILLED(v)     (STATUS_KILLED_BASE + (v))
+#define STATUS_KILLED_OTHER  512
+#define STATUS_WAS_KILLED(s) ((s) >= STATUS_KILLED_BASE)
+
 // map() protection bits (no PROT_EXEC: the page is NX).
 #define PROT_READ   1
 #define PROT_WRITE  2

@@ -47,10 +47,17 @@ bool cmdline_lookup(const struct cmdline *cl, const char *key, const char **valu
 }
 
 static struct cmdline kernel_cmdline;
+static char kernel_cmdline_text[CMDLINE_MAX];  // unsplit, for the cmdline() syscall
 
 void cmdline_init(const char *text)
 {
+    strlcpy(kernel_cmdline_text, text ? text : "", sizeof(kernel_cmdline_text));
     cmdline_parse(&kernel_cmdline, text);
+}
+
+const char *cmdline_text(void)
+{
+    return kernel_cmdline_text;
 }
 
 bool cmdline_has(const char *key)

@@ -22,6 +22,8 @@ bool cmdline_lookup(const struct cmdline *cl, const char *key, const char **valu
 // The kernel's own command line (set once at boot).
 void cmdline_init(const char *text);
 bool cmdline_has(const char *key);
+// The whole command line as the loader passed it (truncated to CMDLINE_MAX).
+const char *cmdline_text(void);
 // The value of `key=value`; "" for a bare `key`; NULL if absent.
 const char *cmdline_get(const char *key);
 // The value parsed as a decimal number, or `dflt` if absent or malformed.

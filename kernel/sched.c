@@ -30,10 +30,6 @@
 #define FXSAVE_FCW   0
 #define FXSAVE_MXCSR 24
 
-// syscallasm.S: load the frame and leave with sysretq / iretq.
-void user_return_sysret(struct trapframe *tf) __attribute__((noreturn));
-void user_return_iret(struct trapframe *tf) __attribute__((noreturn));
-
 static struct vproc *run_head, *run_tail;
 static struct vproc *all_vprocs;
 
@@ -124,7 +120,7 @@ void sched_tick(void)
         if (v->state != VP_BLOCKED || v->wait_kind != WAIT_SLEEP)
             continue;
         if (!now)
-            now = clock_ns();
+            now = timer_ns();
         if (v->wait_key <= now)
             sched_make_runnable(v);
     }

@@ -51,6 +51,11 @@ void schedule(void) __attribute__((noreturn));
 // Back to user space in `v`'s frame (v must be current or switched to).
 void vproc_resume(struct vproc *v) __attribute__((noreturn));
 
+// syscallasm.S: load the frame and leave with sysretq (only for frames
+// sysret_safe accepts) or iretq (user_frame_valid ones).
+void user_return_sysret(struct trapframe *tf) __attribute__((noreturn));
+void user_return_iret(struct trapframe *tf) __attribute__((noreturn));
+
 // The frame may leave through sysret (pure; tested): it came from a
 // syscall, so rcx/r11 are dead, and its RIP is a canonical user address
 // (CVE-2012-0217: Intel's sysret faults in ring 0 on a non-canonical RCX).

@@ -110,7 +110,7 @@ static long sys_getpid(void)
 
 static long sys_clock_ns(void)
 {
-    return (long)clock_ns();
+    return (long)timer_ns();
 }
 
 static long sys_map(uint64_t va, uint64_t len, uint64_t prot)
@@ -179,7 +179,7 @@ static long sys_poweroff(uint64_t ok)
 
 static long sys_sleep_until(uint64_t deadline)
 {
-    if (clock_ns() >= deadline)
+    if (timer_ns() >= deadline)
         return 0;
     sched_block(sched_current(), WAIT_SLEEP, deadline);
     return -ERESTART;
@@ -232,7 +232,7 @@ void syscall_dispatch(struct trapframe *tf)
     else
         tf->rax = (uint64_t)r;
     if (v->state == VP_RUNNING && sysret_safe(tf))
-        user_return_sysret_fast(tf);    // the same vproc goes on: nothing to switch
+        user_return_sysret(tf);    // the same vproc goes on: nothing to switch
     if (v->state == VP_RUNNING)
         vproc_resume(v);
     schedule();

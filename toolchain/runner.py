@@ -14,7 +14,8 @@ from .snapshot import snapshot_machine_config
 
 
 def interactive_config(append: str = "", qmp: bool = False, disk: Optional[str] = None,
-                       kvm: bool = False, iso: bool = False) -> MachineConfig:
+                       kvm: bool = False, iso: bool = False,
+                       kernel: Optional[str] = None) -> MachineConfig:
     """The machine `invoke run` starts: serial echoed, QMP at build/qmp.sock with --qmp."""
     if qmp:
         cfg = snapshot_machine_config(append=append)
@@ -24,6 +25,8 @@ def interactive_config(append: str = "", qmp: bool = False, disk: Optional[str] 
         cfg = MachineConfig(append=append, disk=Path(disk) if disk else None)
     cfg.echo = True
     cfg.name = "run"
+    if kernel:
+        cfg.kernel = Path(kernel)
     if kvm:
         cfg.accel = "kvm"
         cfg.cpu = "max"
@@ -34,9 +37,10 @@ def interactive_config(append: str = "", qmp: bool = False, disk: Optional[str] 
 
 
 def run_interactive(append: str = "", qmp: bool = False, disk: Optional[str] = None,
-                    timeout: float = 0.0, kvm: bool = False, iso: bool = False) -> ExitResult:
+                    timeout: float = 0.0, kvm: bool = False, iso: bool = False,
+                    kernel: Optional[str] = None) -> ExitResult:
     """Boot, stream the console, wait for the guest to power off (or `timeout` seconds)."""
-    cfg = interactive_config(append, qmp, disk, kvm, iso)
+    cfg = interactive_config(append, qmp, disk, kvm, iso, kernel)
     with Machine(cfg) as machine:
         if qmp:
             print(f"QMP socket: {machine.qmp_socket} (try `invoke snapshot save NAME`)",
