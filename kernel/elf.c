@@ -121,6 +121,8 @@ static int check_load(int i, const struct elf64_phdr *ph, uint64_t len, struct e
         return reject(why, whylen, "segment %d below USER_BASE", i);
     if (end > USER_LIMIT)
         return reject(why, whylen, "segment %d outside user space", i);
+    if (ph->memsz > ELF_MAX_MEMSZ)
+        return reject(why, whylen, "segment %d larger than %lu MiB", i, ELF_MAX_MEMSZ >> 20);
     if ((ph->flags & PF_W) && (ph->flags & PF_X))
         return reject(why, whylen, "segment %d is writable and executable", i);
     *s = (struct elf_segment){
@@ -170,7 +172,8 @@ static int check_segments(const uint8_t *image, uint64_t len, const struct elf64
             return r;
         total += PAGE_UP(ph.memsz);         // memsz < USER_LIMIT here: no overflow
         if (total > ELF_MAX_MEMSZ)
-            return reject(why, whylen, "segments larger than %lu MiB", ELF_MAX_MEMSZ >> 20);
+            return reject(why, whylen, "segments larger than %lu MiB in total",
+                          ELF_MAX_MEMSZ >> 20);
     }
     if (info->nseg == 0)
         return reject(why, whylen, "no loadable segment");

@@ -2,17 +2,24 @@
 #include <stdint.h>
 #include "bootinfo.h"
 #include "cmdline.h"
+#include "cpu.h"
 #include "crash.h"
+#include "env.h"
 #include "gdt.h"
+#include "initrd.h"
 #include "ktest.h"
 #include "lapic.h"
 #include "memlayout.h"
 #include "pic.h"
+#include "pmm.h"
 #include "power.h"
 #include "printf.h"
+#include "sched.h"
+#include "syscall.h"
 #include "timer.h"
 #include "trap.h"
 #include "uart.h"
+#include "vm.h"
 #include "x86.h"
 
 static struct boot_info boot_info;
@@ -62,6 +69,24 @@ static void __attribute__((noreturn)) heartbeat(unsigned long period_ms)
     }
 }
 
+// Start `init` from the initrd as env 1 and hand the CPU to the scheduler
+// for good. Without an init there is nothing to do: power off.
+static void __attribute__((noreturn)) run_init(void)
+{
+    const struct user_image *img = initrd_find("init");
+    if (!img) {
+        kprintf("revenant: no init in the initrd\n");
+        power_off(true);
+    }
+    char *argv[] = { "init" };
+    int id = env_spawn("init", img->data, img->len, 1, argv, 0);
+    if (id < 0) {
+        kprintf("revenant: cannot start init (error %d)\n", id);
+        power_off(false);
+    }
+    schedule();
+}
+
 void kmain(int protocol, uint64_t info)
 {
     uart_init();
@@ -77,9 +102,14 @@ void kmain(int protocol, uint64_t info)
     gdt_init();
     idt_init();
     drop_identity_map();
+    cpu_init();
     pic_disable();
     lapic_init();
     print_memmap(&boot_info.memmap);
+    pmm_init(&boot_info.memmap);
+    kprintf("memory: %lu frames free for the allocator\n", pmm_free_count());
+    vm_init();
+    syscall_init();
     timer_init(cmdline_get_ulong("hz", 100));
     kprintf("revenant: ready\n");
 
@@ -90,5 +120,5 @@ void kmain(int protocol, uint64_t info)
         power_off(ktest_run(cmdline_get("test")));
     if (cmdline_has("heartbeat"))
         heartbeat(cmdline_get_ulong("heartbeat", 1000));
-    power_off(true);
+    run_init();
 }

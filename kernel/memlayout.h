@@ -5,8 +5,17 @@
 //   0xffff800000000000  DIRECT_MAP: all physical memory (at least 4 GiB), so the
 //                       kernel can reach boot info, page tables and MMIO by
 //                       physical address without mapping anything on demand
-//   0x0000000000000000  user space (nothing mapped yet; page 0 stays unmapped so
-//                       that null pointers fault)
+//   0x00007ffffffff000  USER_LIMIT: first address user space cannot use (the
+//                       last canonical page stays unmapped, so a syscall can
+//                       never return to a non-canonical RIP)
+//   0x00007fffffff0000  USER_STACK_TOP: 64 KiB initial stack below it
+//   0x000000003fe00000  ACT_SEGMENT (2 MiB) and, at 0x3fc00000, ACT_RESTORE:
+//                       reserved for activations; map() refuses them
+//   0x0000000000400000  USER_BASE: programs link here
+//   0x0000000000000000  unmapped up to USER_BASE, so null pointers fault
+// The user-side numbers are in abi.h (shared with user space); each
+// environment has its own PML4 entries 0..255, entries 256..511 are the one
+// shared kernel half (vm.c).
 #ifndef MEMLAYOUT_H
 #define MEMLAYOUT_H
 

@@ -1,10 +1,13 @@
 // The IDT and the C side of trap handling.
 #include <stdint.h>
+#include "env.h"
 #include "gdt.h"
 #include "lapic.h"
 #include "panic.h"
+#include "sched.h"
 #include "timer.h"
 #include "trap.h"
+#include "usercopy.h"
 #include "x86.h"
 
 struct gate {
@@ -92,22 +95,68 @@ static void __attribute__((noreturn)) kernel_exception(struct trapframe *tf)
                trap_name(tf->vector), tf->vector, tf->error, tf->rip);
 }
 
+static void tick(void)
+{
+    timer_tick();
+    sched_tick();
+    lapic_eoi();
+}
+
+static bool stray_pic(uint64_t vector)
+{
+    // Legacy-PIC interrupts are masked; one that slips through is ignored.
+    return vector >= T_PIC_BASE && vector < T_PIC_BASE + 16;
+}
+
+// A trap taken in kernel mode (the frame is on the kernel stack): the idle
+// loop's interrupts, and faults. A page fault or #GP inside a user-access
+// routine resumes at its fixup (-EFAULT); any other exception is a kernel bug.
 void trap(struct trapframe *tf)
 {
     if (tf->vector < 32) {
-        // Nothing runs in user mode yet, so every exception is a kernel bug.
+        uint64_t fixup;
+        if ((tf->vector == T_PAGE_FAULT || tf->vector == T_GPF) &&
+            (fixup = extable_fixup(tf->rip)) != 0) {
+            tf->rip = fixup;
+            return;
+        }
         kernel_exception(tf);
     }
     switch (tf->vector) {
     case T_TIMER:
-        timer_tick();
-        lapic_eoi();
+        tick();
         return;
     case T_SPURIOUS:
         return;     // no EOI for spurious LAPIC interrupts, by definition
     default:
-        if (tf->vector >= T_PIC_BASE && tf->vector < T_PIC_BASE + 16)
-            return; // stray legacy-PIC interrupt (they are masked); ignore
+        if (stray_pic(tf->vector))
+            return;
         panic_trap(tf, "unexpected interrupt (vector %lu, rip 0x%016lx)", tf->vector, tf->rip);
     }
+}
+
+// A trap taken in user mode. The frame is the running vproc's own (the CPU
+// pushed it at TSS.rsp0 = the end of vproc->tf), and we are on the CPU's
+// kernel stack. Never returns: resume a vproc or schedule.
+void trap_user(struct trapframe *tf)
+{
+    struct vproc *v = sched_current();
+    if (!v || tf != &v->tf)
+        panic_trap(tf, "trap from user mode outside a vproc frame (vector %lu)", tf->vector);
+    if (tf->vector == T_DOUBLE_FAULT || tf->vector == T_MACHINE_CHECK || tf->vector == T_NMI)
+        kernel_exception(tf);   // the machine, not the program, is in trouble
+    if (tf->vector < 32) {
+        env_kill_fault(v->env, tf, tf->vector == T_PAGE_FAULT ? read_cr2() : 0);
+        schedule();
+    }
+    if (tf->vector == T_TIMER) {
+        tick();
+        if (sched_others_waiting()) {
+            sched_make_runnable(v);     // preempted: to the back of the queue
+            schedule();
+        }
+    } else if (tf->vector != T_SPURIOUS && !stray_pic(tf->vector)) {
+        panic_trap(tf, "unexpected interrupt (vector %lu, rip 0x%016lx)", tf->vector, tf->rip);
+    }
+    vproc_resume(v);
 }

@@ -39,5 +39,6 @@ enum {
 
 void idt_init(void);
 void trap(struct trapframe *tf);
+void trap_user(struct trapframe *tf) __attribute__((noreturn));
 const char *trap_name(uint64_t vector);
 #endif

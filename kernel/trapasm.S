@@ -44,12 +44,27 @@ trap_common:
         pushq %r13
         pushq %r14
         pushq %r15
-        // The frame is 22 quadwords and the CPU aligned RSP to 16 before
-        // pushing SS, so RSP is 16-aligned here as the ABI wants at a call.
-        // (No swapgs yet: nothing runs in user mode. It belongs here, keyed
-        // on tf->cs & 3, once per-CPU data exists.)
         cld
-        movq %rsp, %rdi
+        // From user mode (CS.RPL 3 at offset 0x90)? Then the frame was pushed
+        // at TSS.rsp0, i.e. into the running vproc's own trapframe: take the
+        // kernel GS, drop any AC the program left set (SMAP), move to the
+        // CPU's kernel stack and never come back here; trap_user() leaves
+        // through the scheduler (syscallasm.S has the exits).
+        testb $3, 0x90(%rsp)
+        jz 1f
+        swapgs
+        cmpb $0, cpu_has_smap(%rip)
+        je 2f
+        clac
+2:      movq %rsp, %rdi
+        movq %gs:8, %rsp                // cpu->kstack_top (cpu.h)
+        xorl %ebp, %ebp
+        call trap_user
+        ud2
+        // From kernel mode: the frame is on the current kernel stack. It is
+        // 22 quadwords and the CPU aligned RSP to 16 before pushing SS, so
+        // RSP is 16-aligned here as the ABI wants at a call.
+1:      movq %rsp, %rdi
         call trap
         popq %r15
         popq %r14

@@ -323,3 +323,39 @@ def test_a_suite_that_fails_without_a_failing_case_gets_its_own_item(pytester):
     result.stdout.fnmatch_lines(["test_k.py::kernel::s::a PASSED*", "test_k.py::kernel::s::a[[]2] PASSED*",
                                  "test_k.py::kernel::s::(suite) FAILED*"])
     result.stdout.fnmatch_lines(["kernel case s.(suite) failed", "diagnostics:", "    teardown leaked 3 pages"])
+
+
+# -- real logs recorded from the kernel ----------------------------------------
+
+def test_a_real_test_run_parses_cleanly_into_passing_cases():
+    result = recorded("real_test.log")
+    assert result.found and result.errors == [] and result.ok
+    assert result.plan == len(result.cases) and all(c.plan == len(c.subtests) for c in result.cases)
+    assert result.summary().passed == result.summary().total > 20
+    assert "printf.hex" in dict(result.flatten())
+
+
+def test_the_real_selftest_run_shows_pass_fail_with_diagnostic_and_skip():
+    result = recorded("real_selftest_fail.log")
+    assert result.errors == []
+    assert [(c.name, c.status, c.reason) for c in result.find("ktap_selftest").subtests] == [
+        ("passes", Status.PASS, ""),
+        ("fails_on_purpose", Status.FAIL, ""),
+        ("skipped", Status.SKIP, "skipped on purpose"),
+    ]
+    assert result.find("ktap_selftest.fails_on_purpose").diagnostics == [
+        "kernel/tests/test_selftest.c:21: expected answer == 42 (42), got 41 (0x29)"]
+    assert result.cases[0].status is Status.FAIL
+
+
+def test_a_build_failure_is_reported_by_the_boot_item_not_as_a_collection_error(pytester, monkeypatch):
+    from toolchain.errors import BuildError
+
+    def broken_build(*args, **kwargs):
+        raise BuildError("kernel/main.c:1: error: expected ';'")
+
+    monkeypatch.setattr("toolchain.build.build", broken_build)
+    pytester.makepyfile(test_k=KTAP_MODULE)
+    result = pytester.runpytest_inprocess("-v", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["test_k.py::kernel::boot FAILED*", "*kernel/main.c:1: error: expected ';'*"])

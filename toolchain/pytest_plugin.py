@@ -172,7 +172,7 @@ def boot_ktap(elf: Path, append: str, timeout: float = DEFAULT_TIMEOUT) -> KtapR
                 error = f"QEMU still running after {timeout:.0f} s (kernel hung?); killed"
             lines = machine.console.lines()
     except RevenantError as e:
-        error = e.message
+        error = str(e)
         log_path = getattr(e, "log_path", None) or log_path
     if machine is not None and not lines:
         lines = machine.console.lines()
@@ -189,6 +189,7 @@ def boot_ktap(elf: Path, append: str, timeout: float = DEFAULT_TIMEOUT) -> KtapR
 
 _BUILD = pytest.StashKey[Any]()
 _RUNS = pytest.StashKey[dict]()
+_REPLAYS = pytest.StashKey[dict]()
 _MACHINES = pytest.StashKey[list]()
 
 
@@ -222,10 +223,11 @@ def replay_ktap(log_path: Path, append: str = "test") -> KtapRun:
                    panic=extract_panic(lines))  # raw: the kernel that printed it may be gone
 
 
-def _session_run(config: pytest.Config, append: str, timeout: float) -> KtapRun:
+def _session_run(config: pytest.Config, append: str, timeout: float, replayable: bool = False) -> KtapRun:
     runs = config.stash.setdefault(_RUNS, {})
-    replay = config.getoption("ktap_replay", None)
+    replay = config.getoption("ktap_replay", None) if replayable else None
     if replay:
+        runs = config.stash.setdefault(_REPLAYS, {})
         if append not in runs:
             runs[append] = replay_ktap(Path(replay), append)
         return runs[append]
@@ -233,7 +235,7 @@ def _session_run(config: pytest.Config, append: str, timeout: float) -> KtapRun:
         try:
             elf = _session_kernel(config)
         except RevenantError as e:
-            runs[append] = KtapRun(append=append, result=ktap.parse(""), error=e.full())
+            runs[append] = KtapRun(append=append, result=ktap.parse(""), error=str(e))
         else:
             runs[append] = boot_ktap(elf, append, timeout)
     return runs[append]
@@ -279,7 +281,7 @@ class KtapRunCollector(pytest.Collector):
 
     def run(self) -> KtapRun:
         append = _effective_append(self.config, self.spec.append)
-        return _session_run(self.config, append, self.spec.timeout)
+        return _session_run(self.config, append, self.spec.timeout, replayable=True)
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
         run = self.run()
@@ -431,7 +433,7 @@ def kernel_elf(pytestconfig: pytest.Config) -> Path:
     try:
         return _session_kernel(pytestconfig)
     except RevenantError as e:
-        pytest.fail(f"kernel build failed: {e.full()}", pytrace=False)
+        pytest.fail(f"kernel build failed: {str(e)}", pytrace=False)
 
 
 @pytest.fixture
@@ -498,6 +500,9 @@ def machine_report(machine: Any, lines: int = TAIL_LINES) -> str:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
     report = outcome.get_result()
+    if report.skipped and isinstance(item, KtapCaseItem) and isinstance(report.longrepr, tuple):
+        # point at the test module, not at the plugin line that called pytest.skip()
+        report.longrepr = (str(item.path), None, report.longrepr[2])
     if not report.failed:
         return
     machines = item.stash.get(_MACHINES, [])

@@ -69,8 +69,9 @@ def _kbuild():
 def _unit(src: Path):
     kb = _kbuild()
     flags = USER_ASFLAGS if src.suffix == ".S" else USER_CFLAGS
-    obj = kb.OBJ_DIR / src.with_suffix(".o")
-    cmd = [kb.CC, *flags, "-MMD", "-MP", "-MF", str(obj.with_suffix(".d")), "-c", str(src), "-o", str(obj)]
+    obj = kb.object_path(src)
+    depfile = obj.with_name(obj.name[:-2] + ".d")
+    cmd = [kb.CC, *flags, "-MMD", "-MP", "-MF", str(depfile), "-c", str(src), "-o", str(obj)]
     return kb.Unit(src, cmd)
 
 

@@ -8,25 +8,29 @@
 #include <stdio.h>
 #include <string.h>
 
-__attribute__((noinline)) static int crash_divzero(void)
+// In assembly: a C division by zero is undefined behaviour, and the
+// compiler is free to delete it.
+__attribute__((noinline, noclone)) static void crash_divzero(void)
 {
-    volatile int zero = 0;
-    return 1 / zero;
+    asm volatile("xor %%ecx, %%ecx; mov $1, %%eax; cltd; idivl %%ecx" : : : "eax", "ecx", "edx");
 }
 
-__attribute__((noinline)) static void crash_ud2(void)
+__attribute__((noinline, noclone)) static void crash_ud2(void)
 {
     asm volatile("ud2");
 }
 
-__attribute__((noinline)) static void crash_gp(void)
+__attribute__((noinline, noclone)) static void crash_gp(void)
 {
     asm volatile("cli");        // privileged: programs always run with IOPL 0
 }
 
-__attribute__((noinline)) static void crash_null(void)
+__attribute__((noinline, noclone)) static void crash_null(void)
 {
-    *(volatile int *)0 = 1;
+    // Both volatile: the pointer so the compiler cannot prove it null (and
+    // call the store undefined), the store so it cannot drop it.
+    volatile int *volatile p = 0;
+    *p = 1;
 }
 
 int main(int argc, char **argv)

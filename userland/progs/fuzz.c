@@ -173,11 +173,14 @@ int main(int argc, char **argv)
         return 1;
     }
     long me = sys_getpid();
+    uint64_t t0 = sys_clock_ns();
     for (unsigned long i = 0; i < count; i++) {
         uint64_t a[6];
         for (int k = 0; k < 6; k++)
             a[k] = pick_arg();
         one_call(pick_number(), a);
+        if ((i + 1) % 20000 == 0)       // progress: a hang shows where it stopped
+            printf("fuzz: %lu calls, %lu ms\n", i + 1, (unsigned long)(sys_clock_ns() - t0) / 1000000);
     }
     if (sys_getpid() != me) {
         puts("fuzz: FAIL getpid changed");

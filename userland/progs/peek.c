@@ -8,7 +8,7 @@
 #define KERNEL_TEXT 0xffffffff80100000UL    // kernel/memlayout.h: KERNEL_BASE + 1 MiB
 
 // noinline: the kill report's rip must symbolize to this function.
-__attribute__((noinline)) static uint64_t peek(uintptr_t addr)
+__attribute__((noinline, noclone)) static uint64_t peek(uintptr_t addr)
 {
     return *(volatile uint64_t *)addr;
 }

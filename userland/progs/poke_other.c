@@ -14,7 +14,7 @@
 #define MAGIC      0x0123456789abcdefUL
 
 // noinline: the kill report's rip must symbolize to this function.
-__attribute__((noinline)) static void poke(uintptr_t addr)
+__attribute__((noinline, noclone)) static void poke(uintptr_t addr)
 {
     *(volatile uint64_t *)addr = 0xbad;
 }

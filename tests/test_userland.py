@@ -1,0 +1,259 @@
+"""User programs on the real kernel: init, exit statuses, isolation, preemption,
+the ELF loader's rejections, hostile pointers and a syscall fuzzer.
+
+Every test boots build/kernel.elf with ``run=...`` (init spawns the programs,
+waits for all of them and powers off: 33 if all exited 0, 35 otherwise) and
+checks the serial log lines of CONTRACT3.md / docs/abi.md.
+"""
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pytest
+
+from toolchain import corrupt_elf, paths
+from toolchain.linuxpeer import parse_results
+from toolchain.symbols import symbolizer
+
+pytestmark = pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None,
+                                reason="qemu-system-x86_64 not installed (run ci/bootstrap)")
+
+USER = paths.BUILD / "user"
+EXIT_OK, EXIT_FAIL = 33, 35
+
+KILLED = re.compile(r"^env (\d+) \((\S+)\) killed: (.+) \(vector (\d+)\) rip=0x([0-9a-f]{16}) "
+                    r"addr=0x([0-9a-f]{16}) err=0x([0-9a-f]+)$")
+
+
+@dataclass
+class Kill:
+    env: int
+    name: str
+    exception: str
+    vector: int
+    rip: int
+    addr: int
+
+    def function(self) -> Optional[str]:
+        """The function of build/user/<name>.elf that rip falls in."""
+        return symbolizer(USER / f"{self.name}.elf").lookup(self.rip).function
+
+
+class Run:
+    """A finished boot: the serial lines and how QEMU exited."""
+
+    def __init__(self, machine, timeout: float) -> None:
+        self.result = machine.wait(timeout)
+        self.lines: List[str] = [line.rstrip("\r") for line in machine.console.lines()]
+        self.log = machine.log_path
+
+    @property
+    def status(self) -> Optional[int]:
+        return self.result.status
+
+    def has(self, line: str) -> bool:
+        return line in self.lines
+
+    def matching(self, pattern: str) -> List[re.Match]:
+        rx = re.compile(pattern)
+        return [m for m in map(rx.match, self.lines) if m]
+
+    def env_ids(self, prog: str) -> List[int]:
+        """Env ids init gave `prog`, in spawn order."""
+        return [int(m.group(1)) for m in self.matching(rf"^init: {re.escape(prog)} is env (\d+)$")]
+
+    def exit_status(self, env: int) -> Optional[int]:
+        found = self.matching(rf"^env {env} \(\S+\) exited status=(\d+)$")
+        return int(found[0].group(1)) if found else None
+
+    def kills(self) -> Dict[int, Kill]:
+        out = {}
+        for m in self.matching(KILLED.pattern):
+            out[int(m.group(1))] = Kill(int(m.group(1)), m.group(2), m.group(3), int(m.group(4)),
+                                        int(m.group(5), 16), int(m.group(6), 16))
+        return out
+
+    def assert_sane(self) -> None:
+        """No panic, no reset, init finished and powered off."""
+        assert not any(line.startswith("PANIC:") for line in self.lines), f"kernel panic; log: {self.log}"
+        assert self.status in (EXIT_OK, EXIT_FAIL), f"QEMU: {self.result}; log: {self.log}"
+        assert self.matching(r"^init: all done \(\d+ failed\)$"), f"init did not finish; log: {self.log}"
+
+    def where(self) -> str:
+        return f"log: {self.log}"
+
+
+@pytest.fixture
+def run(boot):
+    """``run("run=hello", timeout=30) -> Run``: boot, wait for poweroff, collect the log."""
+    def start(append: str, timeout: float = 30.0) -> Run:
+        return Run(boot(append, timeout=timeout + 10), timeout)
+    return start
+
+
+# --------------------------------------------------------------------- basics
+
+def test_hello_runs_and_the_machine_powers_off_ok(run):
+    r = run("run=hello")
+    r.assert_sane()
+    (hello,) = r.env_ids("hello")
+    assert r.matching(rf"^hello: hello, world from env {hello} \(argc=1, argv\[0\]=hello\)$"), r.where()
+    assert r.has("init: hello exited status=0")
+    assert r.has("init: all done (0 failed)")
+    assert r.has("revenant: poweroff status=0")
+    assert r.status == EXIT_OK
+
+
+def test_a_non_zero_exit_status_reaches_init_and_fails_the_run(run):
+    r = run("run=hello,exit3")
+    r.assert_sane()
+    (exit3,) = r.env_ids("exit3")
+    assert r.exit_status(exit3) == 3, r.where()
+    assert r.has("init: exit3 exited status=3")
+    assert r.has("init: hello exited status=0")
+    assert r.has("init: all done (1 failed)")
+    assert r.status == EXIT_FAIL
+
+
+def test_init_without_run_has_nothing_to_do(run):
+    r = run("")
+    assert r.has("init: nothing to run"), r.where()
+    assert r.status == EXIT_OK
+
+
+def test_an_unknown_program_is_reported_by_init(run):
+    r = run("run=no_such_program,hello")
+    r.assert_sane()
+    assert r.has("init: spawn no_such_program failed: ENOENT"), r.where()
+    assert r.has("init: hello exited status=0")
+    assert r.status == EXIT_FAIL
+
+
+# ------------------------------------------------------------------ isolation
+
+def test_reading_kernel_memory_and_another_envs_page_kills_only_the_culprit(run):
+    r = run("run=peek,poke_other:owner,poke_other,hello")
+    r.assert_sane()
+    kills = r.kills()
+    (peek,) = r.env_ids("peek")
+    owner, attacker = r.env_ids("poke_other")
+    (hello,) = r.env_ids("hello")
+
+    assert peek in kills, f"peek was not killed; {r.where()}"
+    assert kills[peek].vector == 14 and kills[peek].addr == 0xFFFFFFFF80100000
+    assert kills[peek].function() == "peek", f"rip {kills[peek].rip:#x}: {r.where()}"
+    assert not r.matching(r"^peek: FAIL")
+
+    assert attacker in kills, f"poke_other did not fault; {r.where()}"
+    assert kills[attacker].vector == 14 and kills[attacker].addr == 0x10000000
+    assert kills[attacker].function() == "poke"
+    assert owner not in kills and r.exit_status(owner) == 0
+    assert r.has("poke_other: owner: page intact")
+
+    assert hello not in kills and r.exit_status(hello) == 0
+    assert r.has("init: all done (2 failed)")
+
+
+@pytest.mark.parametrize("how, vector, function", [
+    ("divzero", 0, "crash_divzero"), ("ud2", 6, "crash_ud2"),
+    ("gp", 13, "crash_gp"), ("null", 14, "crash_null"),
+])
+def test_cpu_exceptions_kill_the_program_with_a_symbolizable_report(run, how, vector, function):
+    r = run(f"run=crasher:{how},hello")
+    r.assert_sane()
+    (crasher,) = r.env_ids("crasher")
+    kill = r.kills().get(crasher)
+    assert kill is not None, f"crasher:{how} was not killed; {r.where()}"
+    assert kill.vector == vector, kill
+    assert kill.function() == function, f"rip {kill.rip:#x}; {r.where()}"
+    assert r.has("init: hello exited status=0")
+
+
+# ----------------------------------------------------------------- preemption
+
+def test_two_busy_loops_both_advance_under_the_timer(run):
+    r = run("run=spin,spin")
+    r.assert_sane()
+    a, b = r.env_ids("spin")
+    order = [(int(m.group(1)), int(m.group(2))) for m in r.matching(r"^spin (\d+) progress (\d+)$")]
+    for env in (a, b):
+        counts = [n for e, n in order if e == env]
+        assert counts == list(range(1, 21)), f"env {env} progress {counts}; {r.where()}"
+    # Without preemption the first would finish before the second printed.
+    switches = sum(1 for (e1, _), (e2, _) in zip(order, order[1:]) if e1 != e2)
+    assert switches >= 4, f"only {switches} switches between the two: {order}; {r.where()}"
+    assert r.status == EXIT_OK
+
+
+# ------------------------------------------------------------------------ ELF
+
+def test_every_corrupt_elf_is_rejected_with_its_reason(run):
+    reasons = corrupt_elf.expected_reasons(USER / f"{corrupt_elf_base()}.elf")
+    r = run("run=" + ",".join([*reasons, "hello"]))
+    r.assert_sane()
+    problems = []
+    for name, reason in reasons.items():
+        if not r.has(f"elf: {name}: rejected: {reason}"):
+            got = [line for line in r.lines if line.startswith(f"elf: {name}:")]
+            problems.append(f"{name}: want {reason!r}, got {got}")
+        if not r.has(f"init: spawn {name} failed: ENOEXEC"):
+            problems.append(f"{name}: init did not report ENOEXEC")
+        if r.matching(rf"^env \d+ \({name}\) started$"):
+            problems.append(f"{name}: was started")
+    assert not problems, "\n".join(problems + [r.where()])
+    assert r.has("init: hello exited status=0")
+    assert r.has(f"init: all done ({len(reasons)} failed)")
+
+
+def corrupt_elf_base() -> str:
+    from toolchain.userbuild import CORRUPT_BASE
+    return CORRUPT_BASE
+
+
+# ----------------------------------------------------------- hostile syscalls
+
+def test_bad_pointers_get_efault(run):
+    r = run("run=badptr")
+    r.assert_sane()
+    fails = [line for line in r.lines if line.startswith("badptr: FAIL")]
+    assert not fails, "\n".join(fails + [r.where()])
+    assert len(r.matching(r"^badptr: ok ")) >= 40
+    assert r.has("init: badptr exited status=0")
+    assert r.status == EXIT_OK
+
+
+FUZZ_CALLS = 100_000
+
+
+def test_the_kernel_survives_100000_random_syscalls(run, record_property):
+    # A fresh seed every run; REVENANT_FUZZ_SEED=<n> replays one.
+    seed = int(os.environ.get("REVENANT_FUZZ_SEED", random.getrandbits(32)))
+    record_property("fuzz_seed", seed)
+    print(f"fuzz seed={seed} (replay: REVENANT_FUZZ_SEED={seed})")
+    r = run(f"run=fuzz:{seed}:{FUZZ_CALLS},hello", timeout=75)
+    replay = f"fuzz seed={seed} (replay: REVENANT_FUZZ_SEED={seed}); {r.where()}"
+    assert not any(line.startswith("PANIC:") for line in r.lines), f"kernel panic; {replay}"
+    assert r.has(f"fuzz: seed={seed}"), replay
+    assert r.has(f"fuzz: done {FUZZ_CALLS} calls"), f"fuzz did not finish; {replay}"
+    assert r.has("init: fuzz exited status=0"), replay
+    assert r.has("init: hello exited status=0"), replay
+    assert r.status == EXIT_OK, f"QEMU: {r.result}; {replay}"
+
+
+# ------------------------------------------------------------------ benchmark
+
+def test_bench_null_prints_a_result_line_the_peer_parser_reads(run):
+    r = run("run=bench_null:20000")
+    r.assert_sane()
+    results = parse_results("\n".join(r.lines))
+    assert "getpid" in results, r.where()
+    getpid = results["getpid"]
+    assert getpid["iters"] == 20000
+    assert getpid["tsc_per_iter"] > 0 and getpid["ns_per_iter"] > 0
+    assert r.status == EXIT_OK
