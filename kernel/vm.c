@@ -76,6 +76,30 @@ static uint64_t *walk(uint64_t *pml4, uint64_t va, bool create)
     return &table[index_at(va, 0)];
 }
 
+// Like walk(va, false), but when va is not mapped also says how far the
+// hole around it extends (*span, aligned): loops over huge user-supplied
+// ranges then skip absent tables instead of visiting every page.
+static uint64_t *walk_span(uint64_t *pml4, uint64_t va, uint64_t *span)
+{
+    uint64_t *table = pml4;
+    for (int level = 3; level > 0; level--) {
+        uint64_t entry = table[index_at(va, level)];
+        if (!(entry & PTE_P)) {
+            *span = 1UL << (12 + 9 * level);
+            return NULL;
+        }
+        table = table_at(entry);
+    }
+    *span = PAGE_SIZE;
+    uint64_t *pte = &table[index_at(va, 0)];
+    return *pte & PTE_P ? pte : NULL;
+}
+
+static uint64_t next_after(uint64_t va, uint64_t span)
+{
+    return (va & ~(span - 1)) + span;
+}
+
 uint64_t vm_lookup(uint64_t *pml4, uint64_t va)
 {
     if (!is_user_range(va, 1))
@@ -159,9 +183,10 @@ static bool mappable_range(uint64_t va, uint64_t len)
 static void unmap_pages(uint64_t *pml4, uint64_t va, uint64_t len)
 {
     bool flush = loaded(pml4);
-    for (uint64_t a = va; a < va + len; a += PAGE_SIZE) {
-        uint64_t *pte = walk(pml4, a, false);
-        if (!pte || !(*pte & PTE_P))
+    uint64_t span;
+    for (uint64_t a = va; a < va + len; a = next_after(a, span)) {
+        uint64_t *pte = walk_span(pml4, a, &span);
+        if (!pte)
             continue;
         pmm_free(*pte & PTE_ADDR);
         *pte = 0;
@@ -174,8 +199,13 @@ int vm_map_user(uint64_t *pml4, uint64_t va, uint64_t len, int prot)
 {
     if (!mappable_range(va, len) || (prot & ~(VM_READ | VM_WRITE | VM_EXEC)) || prot == 0)
         return -EINVAL;
-    for (uint64_t a = va; a < va + len; a += PAGE_SIZE)
-        if (vm_lookup(pml4, a))
+    // More pages than free frames can never succeed: say so before doing
+    // any work (this also bounds the loops below by the size of memory).
+    if (len / PAGE_SIZE > pmm_free_count())
+        return -ENOMEM;
+    uint64_t span;
+    for (uint64_t a = va; a < va + len; a = next_after(a, span))
+        if (walk_span(pml4, a, &span))
             return -EINVAL;
     for (uint64_t a = va; a < va + len; a += PAGE_SIZE) {
         uint64_t *pte = walk(pml4, a, true);

@@ -11,6 +11,7 @@ import os
 import random
 import re
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -20,12 +21,14 @@ import pytest
 from toolchain import corrupt_elf, paths
 from toolchain.linuxpeer import parse_results
 from toolchain.symbols import symbolizer
+from toolchain.userbuild import CORRUPT_BASE
 
 pytestmark = pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None,
                                 reason="qemu-system-x86_64 not installed (run ci/bootstrap)")
 
 USER = paths.BUILD / "user"
 EXIT_OK, EXIT_FAIL = 33, 35
+KILLED_BASE = 256           # kernel/abi.h STATUS_KILLED(vector) = 256 + vector
 
 KILLED = re.compile(r"^env (\d+) \((\S+)\) killed: (.+) \(vector (\d+)\) rip=0x([0-9a-f]{16}) "
                     r"addr=0x([0-9a-f]{16}) err=0x([0-9a-f]+)$")
@@ -149,6 +152,7 @@ def test_reading_kernel_memory_and_another_envs_page_kills_only_the_culprit(run)
     assert kills[peek].vector == 14 and kills[peek].addr == 0xFFFFFFFF80100000
     assert kills[peek].function() == "peek", f"rip {kills[peek].rip:#x}: {r.where()}"
     assert not r.matching(r"^peek: FAIL")
+    assert r.exit_status(peek) is None and r.has(f"init: peek exited status={KILLED_BASE + 14}")
 
     assert attacker in kills, f"poke_other did not fault; {r.where()}"
     assert kills[attacker].vector == 14 and kills[attacker].addr == 0x10000000
@@ -172,6 +176,7 @@ def test_cpu_exceptions_kill_the_program_with_a_symbolizable_report(run, how, ve
     assert kill is not None, f"crasher:{how} was not killed; {r.where()}"
     assert kill.vector == vector, kill
     assert kill.function() == function, f"rip {kill.rip:#x}; {r.where()}"
+    assert r.has(f"init: crasher exited status={KILLED_BASE + vector}"), r.where()
     assert r.has("init: hello exited status=0")
 
 
@@ -194,7 +199,7 @@ def test_two_busy_loops_both_advance_under_the_timer(run):
 # ------------------------------------------------------------------------ ELF
 
 def test_every_corrupt_elf_is_rejected_with_its_reason(run):
-    reasons = corrupt_elf.expected_reasons(USER / f"{corrupt_elf_base()}.elf")
+    reasons = corrupt_elf.expected_reasons(USER / f"{CORRUPT_BASE}.elf")
     r = run("run=" + ",".join([*reasons, "hello"]))
     r.assert_sane()
     problems = []
@@ -209,11 +214,6 @@ def test_every_corrupt_elf_is_rejected_with_its_reason(run):
     assert not problems, "\n".join(problems + [r.where()])
     assert r.has("init: hello exited status=0")
     assert r.has(f"init: all done ({len(reasons)} failed)")
-
-
-def corrupt_elf_base() -> str:
-    from toolchain.userbuild import CORRUPT_BASE
-    return CORRUPT_BASE
 
 
 # ----------------------------------------------------------- hostile syscalls
@@ -244,6 +244,9 @@ def test_the_kernel_survives_100000_random_syscalls(run, record_property):
     assert r.has("init: fuzz exited status=0"), replay
     assert r.has("init: hello exited status=0"), replay
     assert r.status == EXIT_OK, f"QEMU: {r.result}; {replay}"
+    slow = [line for line in r.lines if line.startswith("fuzz: slow call")]
+    if slow:    # a call that holds the CPU for long is a denial of service: show it
+        warnings.warn(f"{len(slow)} slow syscall(s), {replay}:\n" + "\n".join(slow))
 
 
 # ------------------------------------------------------------------ benchmark

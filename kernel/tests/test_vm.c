@@ -116,6 +116,20 @@ static void write_aspace(struct ktest *t)
     vm_free_aspace(as);
 }
 
+// Hostile sizes must cost time proportional to what is mapped, not to the
+// range: the whole user half in one call.
+static void huge_ranges_are_cheap(struct ktest *t)
+{
+    uint64_t *as = vm_new_aspace();
+    uint64_t whole = ACT_RESTORE - USER_BASE;
+    KEXPECT_EQ(t, vm_map_user(as, VA, PAGE_SIZE, VM_READ), 0);
+    KEXPECT_EQ(t, vm_map_user(as, 0x40000000UL, USER_LIMIT - 0x40000000UL, VM_READ), -ENOMEM);
+    KEXPECT_EQ(t, vm_unmap_user(as, 0x40000000UL, USER_LIMIT - 0x40000000UL), 0);
+    KEXPECT_EQ(t, vm_unmap_user(as, USER_BASE, whole), 0);
+    KEXPECT_EQ(t, vm_lookup(as, VA), 0);
+    vm_free_aspace(as);
+}
+
 KTEST_SUITE(vm,
             KTEST_CASE(canonical_addresses),
             KTEST_CASE(user_ranges),
@@ -123,4 +137,5 @@ KTEST_SUITE(vm,
             KTEST_CASE(map_lookup_unmap),
             KTEST_CASE(protections),
             KTEST_CASE(map_rejects_bad_ranges),
-            KTEST_CASE(write_aspace));
+            KTEST_CASE(write_aspace),
+            KTEST_CASE(huge_ranges_are_cheap));

@@ -1,6 +1,10 @@
 #ifndef STDLIB_H
 #define STDLIB_H
 #include <stdint.h>
+// main's arguments, saved by crt0 for code far from main.
+extern int __argc;
+extern char **__argv;
+
 void exit(int status) __attribute__((noreturn));
 int atoi(const char *s);
 unsigned long strtoul(const char *s, char **end, int base);

@@ -38,7 +38,17 @@
 #define KERNEL_TEXT 0xffffffff80100000UL
 #define NONCANONICAL 0x0000800000000000UL
 
+#define SLOW_TSC    (1UL << 28)     // ~0.1 s at a few GHz: report the call
+
 static struct rng rng;
+
+static inline uint64_t tsc(void)        // not clock_ns(): that would be a syscall
+{
+    uint32_t lo, hi;
+    asm volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return ((uint64_t)hi << 32) | lo;
+}
+
 extern char __data_start[], _end[];     // userland/user.ld
 
 static const uint64_t hostile[] = {
@@ -178,7 +188,12 @@ int main(int argc, char **argv)
         uint64_t a[6];
         for (int k = 0; k < 6; k++)
             a[k] = pick_arg();
-        one_call(pick_number(), a);
+        uint64_t nr = pick_number(), t = tsc();
+        one_call(nr, a);
+        if ((t = tsc() - t) > SLOW_TSC)     // a DoS is a finding too: name the call
+            printf("fuzz: slow call %lu(0x%lx, 0x%lx, 0x%lx): %lu Mcycles\n", (unsigned long)nr,
+                   (unsigned long)a[0], (unsigned long)a[1], (unsigned long)a[2],
+                   (unsigned long)(t >> 20));
         if ((i + 1) % 20000 == 0)       // progress: a hang shows where it stopped
             printf("fuzz: %lu calls, %lu ms\n", i + 1, (unsigned long)(sys_clock_ns() - t0) / 1000000);
     }
