@@ -64,7 +64,7 @@ def run(c, append="", qmp=False, disk="", timeout=0.0, kvm=False, iso=False, ker
         append=append, qmp=qmp, disk=disk or None, timeout=timeout, kvm=kvm, iso=iso,
         kernel=kernel or None,
     )
-    print(status.describe(), file=sys.stderr)
+    print(f"result: {status.description}", file=sys.stderr)
     if not status.ok:
         raise Exit(code=1)
 

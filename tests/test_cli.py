@@ -70,3 +70,20 @@ def test_no_qemu_on_path_is_one_clear_error(tmp_path, kernel_elf):
 def test_snapshot_commands_without_a_machine_are_one_clear_error(tmp_path):
     proc = invoke("snapshot", "load", "--name", "x", "--socket", str(tmp_path / "nobody.sock"))
     assert_one_clear_error(proc, "no machine is listening")
+
+
+def test_the_main_job_boots_runs_programs_and_reports_the_verdict():
+    proc = invoke("run", "--append", "run=hello", "--timeout", "60")
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "hello, world" in output
+    assert "init: all done (0 failed)" in output
+    assert "result: " in output and "serial log: " in output
+
+
+def test_the_main_job_exits_non_zero_when_a_program_fails():
+    proc = invoke("run", "--append", "run=exit3", "--timeout", "60")
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output
+    assert "init: exit3 exited status=3" in output
+    assert "Traceback" not in output
