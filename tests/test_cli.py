@@ -87,3 +87,11 @@ def test_the_main_job_exits_non_zero_when_a_program_fails():
     assert proc.returncode != 0, output
     assert "init: exit3 exited status=3" in output
     assert "Traceback" not in output
+
+
+def test_a_killed_program_is_reported_with_its_rip_symbolized_against_its_own_elf():
+    proc = invoke("run", "--append", "run=peek", "--timeout", "60")
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output
+    assert "user faults, symbolized" in output, output
+    assert "at peek+0x" in output and "(userland/progs/peek.c:" in output, output

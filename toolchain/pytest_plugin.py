@@ -493,6 +493,10 @@ def machine_report(machine: Any, lines: int = TAIL_LINES) -> str:
     panic = symbolized_panic(serial, getattr(getattr(machine, "config", None), "kernel", None))
     if panic:
         out += ["panic (symbolized):"] + _indent(panic.split("\n"), "  ")
+    from .symbols import symbolize_user_faults
+    faults = symbolize_user_faults(serial)
+    if faults:
+        out += ["user faults (symbolized):"] + _indent("\n".join(faults).split("\n"), "  ")
     return "\n".join(out)
 
 

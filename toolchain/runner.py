@@ -59,7 +59,13 @@ def run_interactive(append: str = "", qmp: bool = False, disk: Optional[str] = N
 
 
 def _report_failure(machine: Machine) -> None:
-    """Print the symbolized panic report (the raw one already scrolled by)."""
+    """Print the symbolized panic report and user faults (the raw ones already scrolled by)."""
+    from .symbols import symbolize_user_faults
+
+    faults = symbolize_user_faults(machine.console.lines())
+    if faults:
+        print("\n--- user faults, symbolized ---", file=sys.stderr)
+        print("\n".join(faults), file=sys.stderr)
     try:
         machine.console.check()
     except GuestFailure as failure:

@@ -281,3 +281,30 @@ def symbolize_report(text: str, elf_path: Union[PathLike, Iterable[PathLike]]) -
             line = f"{line.rstrip()}  {_best(symbolizers, int(rip.group(1), 16), return_address=False)}"
         out.append(line)
     return "\n".join(out)
+
+
+# `env <id> (<name>) killed: <exception> (vector <n>) rip=0x<16hex> ...` (CONTRACT3 / docs/abi.md)
+_USER_FAULT = re.compile(r"^env \d+ \((?P<name>[^)]+)\) killed: .*\brip=0x(?P<rip>[0-9a-fA-F]{16})")
+
+
+def symbolize_user_faults(lines: Iterable[str], user_dir: Optional[PathLike] = None) -> list[str]:
+    """Each user-fault report line, with its RIP named against build/user/<program>.elf.
+
+    A program whose ELF is missing or unreadable keeps its raw line plus a note, so a
+    failure report never loses the original text.
+    """
+    from .paths import BUILD
+
+    where = Path(user_dir) if user_dir is not None else BUILD / "user"
+    out = []
+    for line in lines:
+        m = _USER_FAULT.match(line)
+        if not m:
+            continue
+        elf = where / f"{m.group('name')}.elf"
+        try:
+            sym = symbolizer(elf).lookup(int(m.group("rip"), 16))
+            out.append(f"{line}\n    at {sym}")
+        except Exception as err:          # a report must never hide the raw line
+            out.append(f"{line}\n    (not symbolized: {err})")
+    return out
