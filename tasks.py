@@ -21,6 +21,9 @@ def _clean_errors(fn):
         try:
             return fn(c, *args, **kwargs)
         except RevenantError as err:
+            details = getattr(err, "output", "")
+            if details:                     # full compiler output above the one-line verdict
+                print(details.rstrip(), file=sys.stderr)
             raise Exit(f"error: {err}", code=1)
         except KeyboardInterrupt:
             raise Exit("interrupted", code=130)
@@ -139,7 +142,7 @@ def iso(c):
 
 
 @task(help={"quick": "small N (seconds instead of minutes)", "out": "JSON output path",
-            "only": "comma-separated sections: boot,harness,snapshot,syscall"})
+            "only": "comma-separated sections: boot,harness,snapshot,syscall,activation,uswitch"})
 @_clean_errors
 def bench(c, quick=False, out="build/bench.json", only=""):
     """Run the benchmarks; write JSON with ratios against in-run baselines."""

@@ -1,6 +1,8 @@
 // The system-call ABI: the one header both the kernel and user programs
-// (userland/include/revenant.h) compile against. Plain #defines only, so
-// assembly can include it too. docs/abi.md describes every call.
+// (userland/include/revenant.h) compile against. #defines only, so
+// assembly can include it too, except for the activation structures at the
+// end (C only). docs/abi.md describes every call, docs/activations.md the
+// activation segment.
 //
 // `syscall`: rax = number; arguments rdi, rsi, rdx, r10, r8, r9; result in
 // rax, negative = -errno; rcx and r11 are clobbered, everything else kept.
@@ -19,7 +21,10 @@
 #define SYS_poweroff    9   // (ok)                         env 1 only
 #define SYS_sleep_until 10  // (deadline_ns) -> 0           blocking, restartable
 #define SYS_cmdline     11  // (buf, len) -> len
-#define SYS_COUNT       12
+#define SYS_act_resume  12  // (record)                     never returns (activations)
+#define SYS_act_enable  13  // () -> 0                      leave the disabled state
+#define SYS_act_stats   14  // (&struct act_stats) -> 0
+#define SYS_COUNT       15
 
 #define EPERM        1
 #define ENOENT       2
@@ -74,5 +79,81 @@
 #endif
 #ifndef ACT_RESTORE
 #define ACT_RESTORE     0x3FC00000UL            // kernel restore-sequence page (issue 4)
+#endif
+
+// ---------------------------------------------------------------- activations
+// docs/activations.md. Every environment has an activation segment at
+// ACT_SEGMENT: a header page, then ACT_RECORD_SIZE-byte records. A timer
+// interrupt that lands in an enabled, registered program saves the
+// interrupted state into a free record and enters the program at
+// entry[ACT_PREEMPTED] with rdi = record address, rsi = reason, rdx = vproc
+// index, rsp = upcall_stack - 8. act_resume(record) goes back to it through
+// the restore sequence at ACT_RESTORE.
+#define ACT_MAGIC        0x31544341U    // "ACT1" in memory order
+#define ACT_VERSION      1
+#define ACT_HEADER_SIZE  4096
+#define ACT_RECORDS      (ACT_SEGMENT + ACT_HEADER_SIZE)     // record 0
+#define ACT_RECORD_SIZE  256
+#define ACT_POOL_DEFAULT 64                                  // kernel option act_pool=N
+#define ACT_POOL_MAX     ((ACT_SEGMENT_SIZE - ACT_HEADER_SIZE) / ACT_RECORD_SIZE)   // 8176
+#define ACT_NENTRIES     8
+
+// Upcall reasons = indices into act_header.entry (0..3 reserved).
+#define ACT_PREEMPTED    4      // a timer interrupt: the record holds the thread
+#define ACT_BLOCKED      5      // reserved: the thread entered a blocking syscall
+#define ACT_UNBLOCKED    6      // reserved: a blocked thread may rerun its syscall
+#define ACT_RESTARTED    7      // reserved: the environment came back from a checkpoint
+
+#ifndef __ASSEMBLER__
+#include <stdint.h>
+
+// The first page of the segment. The program writes entry[] and
+// upcall_stack; the kernel writes the rest (a mirror for the program to
+// read: the kernel's own copy of every number lives in kernel memory).
+struct act_header {
+    uint32_t magic;             // ACT_MAGIC                             kernel
+    uint32_t version;           // ACT_VERSION                           kernel
+    uint64_t entry[ACT_NENTRIES];   // upcall entry per reason, 0 = none  program
+    uint64_t upcall_stack;      // top of the scheduler's stack, 16-aligned  program
+    uint32_t pool_size;         // records in the pool                   kernel
+    uint32_t disabled;          // 1 while the upcall handler runs       kernel
+    uint64_t delivered;         // counters as in struct act_stats       kernel
+    uint64_t redelivered;
+    uint64_t resumed;
+    uint64_t freed;
+    uint64_t disabled_saves;
+    uint64_t free_records;
+};
+
+// One saved thread. The first 160 bytes are what the restore sequence pops:
+// 15 general registers, then an iretq frame (rip cs rflags rsp ss). The
+// FPU/SSE registers are not saved (user code is built without them).
+struct act_record {
+    uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
+    uint64_t rbp, rdi, rsi, rdx, rcx, rbx, rax;
+    uint64_t rip, cs, rflags, rsp, ss;
+    uint32_t reason;            // ACT_PREEMPTED, ...
+    uint32_t index;             // this record's number in the pool
+    uint32_t vproc;             // the virtual processor it was taken from
+    uint32_t flags;             // 0 (reserved)
+    uint64_t seq;               // delivery number, counting from 1 per environment
+    uint64_t reserved[9];
+};
+
+// act_stats(): the kernel's authoritative counters.
+struct act_stats {
+    uint64_t pool_size;         // records in the pool
+    uint64_t free_records;      // records free now
+    uint64_t delivered;         // upcalls with a newly filled record
+    uint64_t redelivered;       // upcalls re-delivering a record whose restore was cut short
+    uint64_t resumed;           // successful act_resume calls
+    uint64_t freed;             // records whose restore completed and were freed
+    uint64_t disabled_saves;    // interrupts while disabled: saved in the kernel, resumed directly
+};
+
+_Static_assert(sizeof(struct act_record) == ACT_RECORD_SIZE, "act_record layout");
+_Static_assert(__builtin_offsetof(struct act_record, reason) == 160, "act_record layout");
+_Static_assert(__builtin_offsetof(struct act_header, pool_size) == 80, "act_header layout");
+_Static_assert(sizeof(struct act_header) == 136, "act_header layout");
 #endif
 #endif

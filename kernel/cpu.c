@@ -24,13 +24,6 @@ bool cpu_has_smap;
 static struct cpu cpus[1];
 static uint8_t kstack[1][KSTACK_SIZE] __attribute__((aligned(16)));
 
-struct cpu *mycpu(void)
-{
-    struct cpu *c;
-    asm volatile("movq %%gs:24, %0" : "=r"(c));   // offsetof(struct cpu, self)
-    return c;
-}
-
 _Static_assert(__builtin_offsetof(struct cpu, self) == 24, "mycpu offset");
 _Static_assert(__builtin_offsetof(struct cpu, frame_top) == CPU_FRAME_TOP, "cpu layout");
 _Static_assert(__builtin_offsetof(struct cpu, kstack_top) == CPU_KSTACK_TOP, "cpu layout");

@@ -7,6 +7,7 @@
 // struct env (id, name, status) until its parent reaps it with wait().
 // Orphans are reaped by nobody: they are freed as soon as they end.
 #include "abi.h"
+#include "activation.h"
 #include "cpu.h"
 #include "elf.h"
 #include "env.h"
@@ -28,12 +29,6 @@ static struct env *envs[ENV_MAX];
 static int next_id = INIT_ENV_ID;
 static int live;                // environments not yet ended
 static bool poweroff_requested, poweroff_ok;
-
-struct env *env_current(void)
-{
-    struct vproc *v = sched_current();
-    return v ? v->env : NULL;
-}
 
 struct env *env_find(int id)
 {
@@ -137,14 +132,19 @@ int env_spawn(const char *name, const uint8_t *image, uint64_t len, int argc,
         return -ENOMEM;
     }
     uint64_t entry, rsp;
+    e->act = NULL;
     int r = load(e, image, len, argc, argv, &entry, &rsp);
+    if (r == 0)
+        r = act_env_create(e);
     if (r < 0) {
+        act_env_destroy(e);
         vproc_destroy(v);
         vm_free_aspace(e->pml4);
         kfree(e);
         return r;
     }
     start_frame(&v->tf, entry, rsp);
+    v->index = e->nvprocs;
     e->vprocs[e->nvprocs++] = v;
     e->id = next_id++;
     e->state = ENV_LIVE;
@@ -159,6 +159,7 @@ int env_spawn(const char *name, const uint8_t *image, uint64_t len, int argc,
 // Common end of an environment, however it ends.
 static void env_end(struct env *e, int status)
 {
+    act_env_destroy(e);     // prints its stats line, if the program used activations
     for (int i = 0; i < e->nvprocs; i++)
         vproc_destroy(e->vprocs[i]);
     e->nvprocs = 0;

@@ -4,7 +4,9 @@
 #ifndef ENV_H
 #define ENV_H
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include "sched.h"
 #include "trap.h"
 
 #define ENV_MAX        64       // live + zombie environments at once
@@ -15,6 +17,7 @@
 enum env_state { ENV_LIVE = 1, ENV_ZOMBIE };
 
 struct vproc;
+struct act_env;
 
 struct env {
     int id;
@@ -25,6 +28,7 @@ struct env {
     int parent;                 // parent env id, 0 for none (init, orphans)
     int nvprocs;
     struct vproc *vprocs[ENV_MAX_VPROCS];
+    struct act_env *act;        // activation state (activation.c), NULL once ended
 };
 
 // Create an environment running `image` (an ELF, loaded by elf_load) with
@@ -40,7 +44,11 @@ void env_kill(struct env *e, const char *why);
 // A CPU exception in user mode: the report line, status STATUS_KILLED(vector).
 void env_kill_fault(struct env *e, const struct trapframe *tf, uint64_t fault_addr);
 
-struct env *env_current(void);
+static inline struct env *env_current(void)
+{
+    struct vproc *v = sched_current();
+    return v ? v->env : NULL;
+}
 struct env *env_find(int id);
 
 // wait(): reap a zombie child of `e` (id, or any for -1) into *status_uva;

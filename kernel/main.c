@@ -1,5 +1,6 @@
 // kmain: from boot/entry.S to whatever the command line asks for.
 #include <stdint.h>
+#include "activation.h"
 #include "bootinfo.h"
 #include "cmdline.h"
 #include "cpu.h"
@@ -110,6 +111,7 @@ void kmain(int protocol, uint64_t info)
     kprintf("memory: %lu frames free for the allocator\n", pmm_free_count());
     vm_init();
     syscall_init();
+    act_init(cmdline_get_ulong("act_pool", ACT_POOL_DEFAULT));
     timer_init(cmdline_get_ulong("hz", 100));
     kprintf("revenant: ready\n");
 

@@ -10,6 +10,7 @@
 // rewound to the `syscall` instruction and runs again from scratch once it
 // is woken (see syscall.c).
 #include "abi.h"
+#include "activation.h"
 #include "cpu.h"
 #include "env.h"
 #include "gdt.h"
@@ -21,11 +22,6 @@
 #include "vm.h"
 #include "x86.h"
 
-#define RFLAGS_IF   (1UL << 9)
-#define RFLAGS_IOPL (3UL << 12)
-#define RFLAGS_NT   (1UL << 14)
-#define RFLAGS_VM   (1UL << 17)
-#define RFLAGS_RESERVED1 (1UL << 1)
 
 #define FXSAVE_FCW   0
 #define FXSAVE_MXCSR 24
@@ -41,6 +37,9 @@ struct vproc *vproc_new(struct env *env)
     v->env = env;
     v->state = VP_BLOCKED;
     v->wait_kind = WAIT_NONE;
+    v->index = 0;
+    v->act_disabled = false;
+    v->act_resuming = ACT_NONE;
     // The FPU state a program starts with: what fninit leaves, plus the
     // default MXCSR (all SSE exceptions masked, round to nearest).
     *(uint16_t *)&v->fpu[FXSAVE_FCW] = 0x37f;
@@ -80,11 +79,6 @@ void vproc_destroy(struct vproc *v)
         c->fpu_owner = NULL;    // its registers are garbage now, nobody saves them
     v->state = VP_DEAD;
     kfree(v);
-}
-
-struct vproc *sched_current(void)
-{
-    return mycpu()->vproc;
 }
 
 void sched_make_runnable(struct vproc *v)
@@ -140,18 +134,6 @@ static struct vproc *run_pop(void)
             run_tail = NULL;
     }
     return v;
-}
-
-bool sysret_safe(const struct trapframe *tf)
-{
-    return tf->vector == VEC_SYSCALL && tf->rip < USER_LIMIT && user_frame_valid(tf);
-}
-
-bool user_frame_valid(const struct trapframe *tf)
-{
-    return tf->cs == USER_CS && tf->ss == USER_DS && is_canonical(tf->rip) &&
-           is_canonical(tf->rsp) && (tf->rflags & RFLAGS_IF) &&
-           !(tf->rflags & (RFLAGS_IOPL | RFLAGS_NT | RFLAGS_VM));
 }
 
 // Give the CPU's FPU/SSE registers to v, saving the previous owner's.

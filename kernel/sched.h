@@ -8,11 +8,16 @@
 #define SCHED_H
 #include <stdbool.h>
 #include <stdint.h>
+#include "abi.h"
+#include "cpu.h"
+#include "gdt.h"
 #include "trap.h"
+#include "vm.h"
 
 // Frame kinds beyond the hardware vectors, kept in tf->vector.
 #define VEC_SYSCALL 0x100       // built by syscallasm.S: rcx/r11 are dead, sysret may return
 #define VEC_FRESH   0x101       // built by env_spawn: never ran
+#define VEC_UPCALL  0x102       // built by activation.c: an upcall entry, rcx/r11 dead, sysret may return
 
 enum vproc_state { VP_RUNNABLE, VP_RUNNING, VP_BLOCKED, VP_DEAD };
 enum wait_kind { WAIT_NONE, WAIT_CHILD, WAIT_SLEEP };
@@ -28,6 +33,9 @@ struct vproc {
     enum vproc_state state;
     enum wait_kind wait_kind;   // what a BLOCKED vproc is waiting for
     uint64_t wait_key;          // child id (or -1) / deadline in ns
+    int index;                  // in env->vprocs
+    bool act_disabled;          // its scheduler runs: interrupts resume it directly
+    int act_resuming;           // record being restored, or ACT_NONE (activation.c)
     struct vproc *run_next;     // run queue
     struct vproc *all_next;     // every vproc, for wakeups
 };
@@ -35,7 +43,11 @@ struct vproc {
 struct vproc *vproc_new(struct env *env);       // NULL on OOM; not yet runnable
 void vproc_destroy(struct vproc *v);
 
-struct vproc *sched_current(void);              // NULL when idle or the caller died
+// NULL when idle or the caller died.
+static inline struct vproc *sched_current(void)
+{
+    return mycpu()->vproc;
+}
 void sched_make_runnable(struct vproc *v);      // append to the run queue
 // Mark v blocked; the caller rewinds its syscall (returns -ERESTART).
 void sched_block(struct vproc *v, enum wait_kind kind, uint64_t key);
@@ -56,11 +68,29 @@ void vproc_resume(struct vproc *v) __attribute__((noreturn));
 void user_return_sysret(struct trapframe *tf) __attribute__((noreturn));
 void user_return_iret(struct trapframe *tf) __attribute__((noreturn));
 
-// The frame may leave through sysret (pure; tested): it came from a
-// syscall, so rcx/r11 are dead, and its RIP is a canonical user address
-// (CVE-2012-0217: Intel's sysret faults in ring 0 on a non-canonical RCX).
-bool sysret_safe(const struct trapframe *tf);
+// Both predicates are pure (tested in test_syscall.c) and inline: the
+// syscall fast path evaluates them on every call.
+#define RFLAGS_IF   (1UL << 9)
+#define RFLAGS_IOPL (3UL << 12)
+#define RFLAGS_NT   (1UL << 14)
+#define RFLAGS_VM   (1UL << 17)
+
 // The frame is a legal user frame at all: user selectors, canonical RIP,
 // IF set, IOPL 0, no NT/VM.
-bool user_frame_valid(const struct trapframe *tf);
+static inline bool user_frame_valid(const struct trapframe *tf)
+{
+    return tf->cs == USER_CS && tf->ss == USER_DS && is_canonical(tf->rip) &&
+           is_canonical(tf->rsp) &&
+           (tf->rflags & (RFLAGS_IF | RFLAGS_IOPL | RFLAGS_NT | RFLAGS_VM)) == RFLAGS_IF;
+}
+
+// The frame may leave through sysret: it came from a syscall or is an
+// upcall entry, so rcx/r11 are dead, and its RIP is a canonical user
+// address (CVE-2012-0217: Intel's sysret faults in ring 0 on a
+// non-canonical RCX).
+static inline bool sysret_safe(const struct trapframe *tf)
+{
+    return (tf->vector == VEC_SYSCALL || tf->vector == VEC_UPCALL) && tf->rip < USER_LIMIT &&
+           user_frame_valid(tf);
+}
 #endif

@@ -13,6 +13,7 @@
 // a continuation in the kernel, and a call that completes has had its whole
 // effect at one instant.
 #include "abi.h"
+#include "activation.h"
 #include "cmdline.h"
 #include "cpu.h"
 #include "env.h"
@@ -29,9 +30,7 @@
 #include "x86.h"
 
 #define RFLAGS_TF (1UL << 8)
-#define RFLAGS_IF (1UL << 9)
 #define RFLAGS_DF (1UL << 10)
-#define RFLAGS_NT (1UL << 14)
 #define RFLAGS_AC (1UL << 18)
 
 #define SYSCALL_INSN_LEN 2      // 0f 05
@@ -216,17 +215,25 @@ static const syscall_fn syscalls[SYS_COUNT] = {
     CALL(SYS_poweroff, sys_poweroff),
     CALL(SYS_sleep_until, sys_sleep_until),
     CALL(SYS_cmdline, sys_cmdline),
+    CALL(SYS_act_resume, sys_act_resume),
+    CALL(SYS_act_enable, sys_act_enable),
+    CALL(SYS_act_stats, sys_act_stats),
 };
 
 void syscall_dispatch(struct trapframe *tf)
 {
+    struct cpu *c = mycpu();
+    struct vproc *v = c->vproc;
+    // An activation record whose restore completed is freed at the next
+    // kernel entry; a syscall never comes from inside the restore sequence.
+    if (__builtin_expect(v->act_resuming != ACT_NONE, 0))
+        act_settle(v);
     uint64_t nr = tf->rax;
     long r = -ENOSYS;
     if (nr < SYS_COUNT && syscalls[nr])
         r = syscalls[nr](tf->rdi, tf->rsi, tf->rdx, tf->r10, tf->r8, tf->r9);
-    struct vproc *v = sched_current();
-    if (!v)
-        schedule();     // the caller ended (exit, poweroff): tf is gone with it
+    if (!c->vproc)
+        schedule();     // the caller ended (exit, poweroff, killed): tf is gone with it
     if (r == -ERESTART)
         tf->rip -= SYSCALL_INSN_LEN;    // rax still holds nr
     else

@@ -1,5 +1,6 @@
 // The IDT and the C side of trap handling.
 #include <stdint.h>
+#include "activation.h"
 #include "env.h"
 #include "gdt.h"
 #include "lapic.h"
@@ -145,12 +146,17 @@ void trap_user(struct trapframe *tf)
         panic_trap(tf, "trap from user mode outside a vproc frame (vector %lu)", tf->vector);
     if (tf->vector == T_DOUBLE_FAULT || tf->vector == T_MACHINE_CHECK || tf->vector == T_NMI)
         kernel_exception(tf);   // the machine, not the program, is in trouble
+    // A record being restored is done once we enter from outside the restore
+    // sequence; an entry from inside it means the restore was cut short.
+    bool cut_short = v->act_resuming != ACT_NONE && act_settle(v);
     if (tf->vector < 32) {
         env_kill_fault(v->env, tf, tf->vector == T_PAGE_FAULT ? read_cr2() : 0);
         schedule();
     }
     if (tf->vector == T_TIMER) {
         tick();
+        if (!act_preempt(v, cut_short))
+            schedule();                 // the environment was killed
         if (sched_others_waiting()) {
             sched_make_runnable(v);     // preempted: to the back of the queue
             schedule();

@@ -45,12 +45,6 @@ uint64_t *vm_kernel_aspace(void)
     return boot_pml4;
 }
 
-bool is_canonical(uint64_t va)
-{
-    // Bits 63..47 all equal: sign extension of a 48-bit address.
-    return (uint64_t)((int64_t)(va << 16) >> 16) == va;
-}
-
 bool is_user_range(uint64_t va, uint64_t len)
 {
     return len <= USER_LIMIT && va <= USER_LIMIT - len;
@@ -195,9 +189,9 @@ static void unmap_pages(uint64_t *pml4, uint64_t va, uint64_t len)
     }
 }
 
-int vm_map_user(uint64_t *pml4, uint64_t va, uint64_t len, int prot)
+static int map_range(uint64_t *pml4, uint64_t va, uint64_t len, int prot)
 {
-    if (!mappable_range(va, len) || (prot & ~(VM_READ | VM_WRITE | VM_EXEC)) || prot == 0)
+    if ((prot & ~(VM_READ | VM_WRITE | VM_EXEC)) || prot == 0)
         return -EINVAL;
     // More pages than free frames can never succeed: say so before doing
     // any work (this also bounds the loops below by the size of memory).
@@ -219,6 +213,22 @@ int vm_map_user(uint64_t *pml4, uint64_t va, uint64_t len, int prot)
         *pte = pa | leaf_flags(prot);
     }
     return 0;
+}
+
+int vm_map_user(uint64_t *pml4, uint64_t va, uint64_t len, int prot)
+{
+    if (!mappable_range(va, len))
+        return -EINVAL;
+    return map_range(pml4, va, len, prot);
+}
+
+int vm_map_act(uint64_t *pml4, uint64_t va, uint64_t len, int prot)
+{
+    uint64_t end = ACT_SEGMENT + ACT_SEGMENT_SIZE;
+    if ((va | len) & (PAGE_SIZE - 1) || len == 0 || len > end - ACT_RESTORE ||
+        va < ACT_RESTORE || va > end - len)
+        return -EINVAL;
+    return map_range(pml4, va, len, prot);
 }
 
 int vm_unmap_user(uint64_t *pml4, uint64_t va, uint64_t len)

@@ -31,6 +31,9 @@ void vm_switch(uint64_t *pml4);                 // load into CR3 (if not already
 // left mapped), -EINVAL (unaligned, empty, outside user space, in the
 // activation area, or overlapping an existing mapping).
 int vm_map_user(uint64_t *pml4, uint64_t va, uint64_t len, int prot);
+// The same for the kernel-owned activation area [ACT_RESTORE, ACT_SEGMENT
+// + 2 MiB), which vm_map_user refuses: only activation.c maps there.
+int vm_map_act(uint64_t *pml4, uint64_t va, uint64_t len, int prot);
 // Unmap and free; pages not mapped are skipped. 0 or -EINVAL.
 int vm_unmap_user(uint64_t *pml4, uint64_t va, uint64_t len);
 // Copy into any address space through the direct map (no SMAP, no CR3
@@ -40,7 +43,11 @@ int vm_write_aspace(uint64_t *pml4, uint64_t va, const void *src, uint64_t len);
 uint64_t vm_lookup(uint64_t *pml4, uint64_t va);
 
 // Address predicates (pure; tested in kernel/tests/test_vm.c).
-bool is_canonical(uint64_t va);
+static inline bool is_canonical(uint64_t va)
+{
+    // Bits 63..47 all equal: sign extension of a 48-bit address.
+    return (uint64_t)((int64_t)(va << 16) >> 16) == va;
+}
 // [va, va+len) lies entirely below USER_LIMIT (hence canonical, never kernel).
 bool is_user_range(uint64_t va, uint64_t len);
 

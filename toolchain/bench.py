@@ -8,6 +8,14 @@ Sections:
 - syscall:   null syscall (getpid) round trip in Revenant vs. Linux in the same QEMU, counted in
              guest instructions (-icount shift=0, where one instruction is one TSC tick) and in
              rdtsc cycles under plain TCG; ratio Revenant/Linux (target <= 0.5).
+- activation: the activation round trip (timer interrupt, upcall into the user-level scheduler,
+             act_resume of the same thread; userland/progs/bench_act.c) vs. Linux's SIGALRM round
+             trip (interrupt, signal delivery, handler, sigreturn; linuxpeer `alarm`). Both are the
+             median gap in a back-to-back rdtsc loop, same two units (target <= 0.5).
+- uswitch:   a user-level thread switch (thread_yield between two threads; bench_uswitch.c) vs. a
+             Linux thread switch (futex ping-pong between two pthreads; linuxpeer `futex`), per
+             switch (target <= 0.1). `uswitch_cond` (a mutex + condition-variable handoff, the
+             closer analogue of the futex loop) is reported beside it.
 Numbers are medians over repeated runs; nothing here is a pass/fail test.
 """
 from __future__ import annotations
@@ -123,18 +131,25 @@ def bench_snapshot(runs: int) -> Section:
                                 "load_ms": _median(loads), "save_ms_all": saves, "load_ms_all": loads})
 
 
-def revenant_result(program: str, args: str, icount: bool, timeout: float = 300) -> dict:
-    """Boot `run=program:args`, return the fields of its RESULT line."""
+def revenant_results(program: str, args: str, icount: bool, timeout: float = 300,
+                     append: str = "") -> dict:
+    """Boot `run=program:args` (plus `append`), return its RESULT lines by name."""
     from .linuxpeer import parse_results
 
     extra = ["-icount", "shift=0"] if icount else []
-    cfg = MachineConfig(name=f"bench-{program}", append=f"run={program}:{args}", extra_args=extra)
+    cmdline = f"run={program}:{args}" + (f" {append}" if append else "")
+    cfg = MachineConfig(name=f"bench-{program}", append=cmdline, extra_args=extra)
     with Machine(cfg) as m:
         m.wait_poweroff(timeout=timeout)
         results = parse_results(m.console.text())
     if not results:
         raise RevenantError(f"{program} printed no RESULT line (log: {m.log_path})")
-    return next(iter(results.values()))
+    return results
+
+
+def revenant_result(program: str, args: str, icount: bool, timeout: float = 300) -> dict:
+    """Boot `run=program:args`, return the fields of its (first) RESULT line."""
+    return next(iter(revenant_results(program, args, icount, timeout).values()))
 
 
 def bench_syscall(iters: int) -> Section:
@@ -155,6 +170,57 @@ def bench_syscall(iters: int) -> Section:
     })
 
 
+def _versus(ours_ins: dict, ours_tsc: dict, linux: dict, target: float) -> dict:
+    """Side-by-side figures: instructions (icount) and TSC cycles (TCG), ratios ours/Linux."""
+    ins, cyc = float(ours_ins["tsc_per_iter"]), float(ours_tsc["tsc_per_iter"])
+    return {
+        "revenant_instructions": ins, "linux_instructions": linux["instructions"],
+        "ratio_instructions": ins / linux["instructions"],
+        "revenant_tsc_cycles": cyc, "linux_tsc_cycles": linux["tsc_cycles"],
+        "ratio_tsc_cycles": cyc / linux["tsc_cycles"],
+        "target_ratio_max": target,
+    }
+
+
+ACT_HZ = 10000          # the fastest tick the kernel allows: one activation per tick
+
+
+def bench_activation(events: int) -> Section:
+    """Timer-interrupt upcall round trip vs. Linux SIGALRM round trip (median event each)."""
+    from . import linuxpeer
+
+    args, hz = str(events), f"hz={ACT_HZ}"
+    ours_ins = revenant_results("bench_act", args, icount=True, append=hz)["activation"]
+    ours_tsc = revenant_results("bench_act", args, icount=False, append=hz)["activation"]
+    linux = linuxpeer.compare_runs(["alarm"], events)
+    return Section("activation", {
+        "events": events, "hz": ACT_HZ,
+        **_versus(ours_ins, ours_tsc, linux["results"]["alarm"], 0.5),
+        "revenant_min_instructions": ours_ins.get("min_tsc"),
+        "revenant_min_tsc_cycles": ours_tsc.get("min_tsc"),
+        "linux_kernel": linux["kernel"],
+        "note": "-cpu max: Linux rewrites PKRU per signal, which costs TCG a TLB flush (linuxpeer docstring)",
+    })
+
+
+def bench_uswitch(iters: int) -> Section:
+    """User-level thread switch vs. Linux futex thread switch, per switch."""
+    from . import linuxpeer
+
+    ours_ins = revenant_results("bench_uswitch", str(iters), icount=True)
+    ours_tsc = revenant_results("bench_uswitch", str(iters), icount=False)
+    linux = linuxpeer.compare_runs(["futex"], iters)
+    futex = linux["results"]["futex"]
+    cond = _versus(ours_ins["uswitch_cond"], ours_tsc["uswitch_cond"], futex, 0.1)
+    return Section("uswitch", {
+        "iters": iters,
+        **_versus(ours_ins["uswitch"], ours_tsc["uswitch"], futex, 0.1),
+        "cond_instructions": cond["revenant_instructions"], "cond_tsc_cycles": cond["revenant_tsc_cycles"],
+        "cond_ratio_instructions": cond["ratio_instructions"], "cond_ratio_tsc_cycles": cond["ratio_tsc_cycles"],
+        "linux_kernel": linux["kernel"],
+    })
+
+
 def _guard(name: str, fn: Callable[[], Section]) -> Section:
     try:
         return fn()
@@ -171,6 +237,8 @@ def run_all(quick: bool = False, out: str = "build/bench.json",
         "harness": lambda: bench_harness(runs),
         "snapshot": lambda: bench_snapshot(runs),
         "syscall": lambda: bench_syscall(iters),
+        "activation": lambda: bench_activation(500 if quick else 2000),
+        "uswitch": lambda: bench_uswitch(iters),
     }
     report = BenchReport()
     for name, fn in plan.items():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -166,6 +167,15 @@ def _run(cmd: Sequence[str], verbose: bool) -> subprocess.CompletedProcess:
         raise ToolMissing(f"{cmd[0]} not found: run ci/bootstrap") from exc
 
 
+_DIAGNOSTIC = re.compile(r"error|undefined reference|multiple definition|cannot find|No such file")
+
+
+def first_diagnostic(output: str) -> str:
+    """The line of compiler/linker output that says what went wrong (for one-line errors)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    return next((line for line in lines if _DIAGNOSTIC.search(line)), lines[0] if lines else "see output")
+
+
 def _fail(message: str, output: str) -> BuildError:
     err = BuildError(message)
     err.output = output  # the compiler's full diagnostics, for tasks that want to show them
@@ -252,8 +262,7 @@ def _build_locked(verbose: bool) -> BuildResult:
         if proc.returncode != 0:
             link_stamp.unlink(missing_ok=True)
             output = proc.stdout + proc.stderr
-            first = next((line for line in output.splitlines() if line.strip()), "")
-            raise _fail(f"linking {elf.name} failed: {first.strip()}", output)
+            raise _fail(f"linking {elf.name} failed: {first_diagnostic(output)}", output)
         link_stamp.write_text(_command_text(link_cmd))
         result.linked = True
 

@@ -146,8 +146,7 @@ def _link(name: str, objs: Sequence[Path], verbose: bool) -> bool:
     if proc.returncode != 0:
         stamp.unlink(missing_ok=True)
         output = proc.stdout + proc.stderr
-        first = next((line for line in output.splitlines() if line.strip()), "")
-        raise kb._fail(f"linking user program {name} failed: {first.strip()}", output)
+        raise kb._fail(f"linking user program {name} failed: {kb.first_diagnostic(output)}", output)
     stamp.write_text(kb._command_text(cmd))
     return True
 

@@ -10,7 +10,12 @@ _start:
     lea 8(%rsp), %rsi           // argv
     mov %edi, __argc(%rip)
     mov %rsi, __argv(%rip)
-    and $-16, %rsp              // the call below leaves main 16-byte aligned + 8
+    and $-16, %rsp              // the calls below start 16-byte aligned + 8
+    // Every program is one user thread: register the runtime's upcall
+    // entry and stack (lib/thread_upcall.c) before any of its code runs.
+    call thread_runtime_init
+    mov __argc(%rip), %edi
+    mov __argv(%rip), %rsi
     call main
     mov %eax, %edi
     call exit

@@ -3,6 +3,7 @@
 #ifndef THREAD_IMPL_H
 #define THREAD_IMPL_H
 #include <revenant.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <thread.h>
 

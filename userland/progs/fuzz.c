@@ -19,10 +19,14 @@
 //             ahead: a random deadline could be centuries away;
 //   write     to fd 1 and 2 only from hostile pointers, so the console does
 //             not fill with random bytes;
-//   unmap, and map/cmdline/wait as *destinations*: never a range that
-//             touches this program's image, stack or scratch page (the
-//             fuzzer would destroy itself). The check is done on the true
-//             mathematical range, so wrapping ranges are still sent.
+//   unmap, and map/cmdline/wait/act_stats as *destinations*: never a
+//             range that touches this program's image, stack, scratch page
+//             or activation segment (the fuzzer would destroy itself: the
+//             runtime's upcall entry lives in the segment header). The check
+//             is done on the true mathematical range, so wrapping ranges are
+//             still sent.
+//   act_resume  never called: a valid record would resume garbage and any
+//             other address ends the program (hostile record), both by design.
 // Numbers with the upper 32 bits set keep their low 32 bits out of the
 // valid range too, so the test does not depend on whether the kernel
 // reads rax as 64 or 32 bits.
@@ -113,6 +117,7 @@ static int touches_us(uint64_t va, uint64_t len)
 static uint64_t safe_dst(uint64_t p, uint64_t len)
 {
     if (overlaps(p, len, (uint64_t)__data_start, image_end()) ||
+        overlaps(p, len, ACT_SEGMENT, ACT_SEGMENT + ACT_SEGMENT_SIZE) ||
         overlaps(p, len, USER_STACK_TOP - USER_STACK_SIZE, USER_STACK_TOP))
         return KERNEL_TEXT;
     return p;
@@ -166,6 +171,12 @@ static long one_call(uint64_t nr, uint64_t a[6])
     }
     case SYS_cmdline:
         a[0] = safe_dst(a[0], a[1]);
+        break;
+    case SYS_act_resume:
+        nr = SYS_getpid;
+        break;
+    case SYS_act_stats:
+        a[0] = safe_dst(a[0], sizeof(struct act_stats));
         break;
     }
     return sys_raw(nr, a[0], a[1], a[2], a[3], a[4], a[5]);

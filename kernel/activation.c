@@ -1,0 +1,420 @@
+// Activations: a timer interrupt is delivered to the program's own
+// scheduler as an upcall, with the interrupted thread saved in a record of
+// the environment's activation segment (docs/activations.md).
+//
+// The segment is user-writable, so nothing the kernel decides rests on it:
+// which records are in use, which one is being restored, whether the
+// virtual processor is disabled, and every counter live in kernel memory
+// (struct act_env, struct vproc). The kernel reads exactly three things from
+// the segment, and validates each at the moment it reads it: the upcall
+// entry, the upcall stack, and the frame of a record being resumed (copied
+// first, then checked, so it cannot change between the two).
+//
+// The life of a record:
+//   FREE --timer, vproc enabled--> IN USE --act_resume--> RESUMING
+//   RESUMING --next entry from outside the restore range--> FREE
+//   RESUMING --interrupt inside the restore range--> IN USE (re-delivered)
+// RESUMING is "in use and vproc->act_resuming names it": at most one per
+// vproc. While a vproc is disabled (its scheduler runs) interrupts save
+// into the vproc's own frame in kernel memory and resume it directly, so
+// records in use never exceed the preempted threads plus one.
+#include "abi.h"
+#include "activation.h"
+#include "bitmap.h"
+#include "env.h"
+#include "gdt.h"
+#include "kalloc.h"
+#include "memlayout.h"
+#include "printf.h"
+#include "sched.h"
+#include "string.h"
+#include "vm.h"
+#include <stddef.h>
+
+#define RFLAGS_ALWAYS1 (1UL << 1)
+#define RFLAGS_TF   (1UL << 8)
+#define RFLAGS_RF   (1UL << 16)
+#define RFLAGS_AC   (1UL << 18)
+// What a program may set: the arithmetic flags, DF and ID (popf can set them
+// all at CPL 3 anyway); IF and bit 1 must be set.
+#define RFLAGS_USER (0x8d5UL | (1UL << 10) | (1UL << 21))
+#define UPCALL_RFLAGS (RFLAGS_IF | RFLAGS_ALWAYS1)
+
+// actrestore.S addresses these fields by offset.
+_Static_assert(offsetof(struct act_record, rax) == 112 && offsetof(struct act_record, rip) == 120 &&
+               offsetof(struct act_record, rflags) == 136 && offsetof(struct act_record, rsp) == 144,
+               "actrestore.S offsets");
+
+extern const uint8_t act_restore_code[], act_restore_end[];    // actrestore.S
+
+static uint32_t pool_size = ACT_POOL_DEFAULT;
+
+void act_init(unsigned long n)
+{
+    if (n < 1)
+        n = 1;
+    if (n > ACT_POOL_MAX)
+        n = ACT_POOL_MAX;
+    pool_size = (uint32_t)n;
+}
+
+// ------------------------------------------------------------ pure parts
+
+void act_pool_init(struct act_pool *p, uint64_t *bits, uint32_t size)
+{
+    p->size = size;
+    p->nfree = size;
+    p->used = bits;
+    memset(bits, 0, BITMAP_WORDS(size) * sizeof(uint64_t));
+}
+
+int act_pool_alloc(struct act_pool *p)
+{
+    size_t i = bitmap_find_zero(p->used, p->size);
+    if (i >= p->size)
+        return -1;
+    bitmap_set(p->used, i);
+    p->nfree--;
+    return (int)i;
+}
+
+bool act_pool_in_use(const struct act_pool *p, uint32_t i)
+{
+    return i < p->size && bitmap_test(p->used, i);
+}
+
+bool act_pool_free(struct act_pool *p, uint32_t i)
+{
+    if (!act_pool_in_use(p, i))
+        return false;
+    bitmap_clear(p->used, i);
+    p->nfree++;
+    return true;
+}
+
+uint64_t act_restore_len(void)
+{
+    return (uint64_t)(act_restore_end - act_restore_code);
+}
+
+bool act_in_restore(uint64_t rip)
+{
+    return rip >= ACT_RESTORE && rip - ACT_RESTORE < act_restore_len();
+}
+
+static bool user_address(uint64_t va)
+{
+    return va < USER_LIMIT;         // implies canonical and not the kernel half
+}
+
+const char *act_check_record(const struct act_record *r, uint64_t *value)
+{
+    uint64_t f = r->rflags;
+    struct { bool bad; const char *field; uint64_t value; } checks[] = {
+        { r->cs != USER_CS, "cs", r->cs },
+        { r->ss != USER_DS, "ss", r->ss },
+        { !(f & RFLAGS_IF), "rflags.IF", f },
+        { f & RFLAGS_IOPL, "rflags.IOPL", f },
+        { f & RFLAGS_TF, "rflags.TF", f },
+        { f & RFLAGS_NT, "rflags.NT", f },
+        { f & RFLAGS_AC, "rflags.AC", f },
+        { f & RFLAGS_VM, "rflags.VM", f },
+        { f & RFLAGS_RF, "rflags.RF", f },
+        { f & ~(RFLAGS_USER | RFLAGS_IF | RFLAGS_ALWAYS1 | RFLAGS_TF | RFLAGS_IOPL |
+                RFLAGS_NT | RFLAGS_RF | RFLAGS_VM | RFLAGS_AC), "rflags.reserved", f },
+        { !user_address(r->rip), "rip", r->rip },
+        { !user_address(r->rsp), "rsp", r->rsp },
+    };
+    for (unsigned i = 0; i < sizeof(checks) / sizeof(checks[0]); i++) {
+        if (checks[i].bad) {
+            *value = checks[i].value;
+            return checks[i].field;
+        }
+    }
+    return NULL;
+}
+
+const char *act_check_upcall(uint64_t entry, uint64_t stack, uint64_t *value)
+{
+    if (entry < USER_BASE || !user_address(entry)) {
+        *value = entry;
+        return "entry[4]";
+    }
+    // The handler's first push lands below stack - 8: the whole stack must
+    // be user space, 16-aligned for the SysV call convention.
+    if (stack <= USER_BASE || stack > USER_LIMIT || (stack & 15)) {
+        *value = stack;
+        return "upcall_stack";
+    }
+    return NULL;
+}
+
+// ------------------------------------------------------- the segment
+
+static uint64_t record_uva(uint32_t i)
+{
+    return ACT_RECORDS + (uint64_t)i * ACT_RECORD_SIZE;
+}
+
+// The kernel's view of record i, through the direct map: no SMAP window,
+// and it cannot fault (the pool is mapped from creation to exit and
+// unmap() refuses the activation area).
+static struct act_record *record_kva(struct env *e, uint32_t i)
+{
+    uint64_t va = record_uva(i);
+    uint64_t pte = vm_lookup(e->pml4, va);
+    return (struct act_record *)((uint8_t *)P2V(pte & PTE_ADDR) + (va & (PAGE_SIZE - 1)));
+}
+
+// The header's copy of the counters, for the program to read. Never read
+// back by the kernel.
+static void mirror(struct act_env *a, struct vproc *v)
+{
+    struct act_header *h = a->header;
+    h->disabled = v->act_disabled;
+    h->delivered = a->stats.delivered;
+    h->redelivered = a->stats.redelivered;
+    h->resumed = a->stats.resumed;
+    h->freed = a->stats.freed;
+    h->disabled_saves = a->stats.disabled_saves;
+    h->free_records = a->pool.nfree;
+}
+
+static int map_segment(struct env *e, struct act_header **header)
+{
+    uint64_t pool_bytes = (uint64_t)pool_size * ACT_RECORD_SIZE;
+    uint64_t pool_pages = (pool_bytes + PAGE_SIZE - 1) / PAGE_SIZE;
+    int r = vm_map_act(e->pml4, ACT_RESTORE, PAGE_SIZE, VM_READ | VM_EXEC);
+    if (r == 0)
+        r = vm_map_act(e->pml4, ACT_SEGMENT, ACT_HEADER_SIZE + pool_pages * PAGE_SIZE,
+                       VM_READ | VM_WRITE);
+    if (r < 0)
+        return r;
+    // The restore page: the sequence, then int3 to the end of the page.
+    uint8_t *code = P2V(vm_lookup(e->pml4, ACT_RESTORE) & PTE_ADDR);
+    memset(code, 0xcc, PAGE_SIZE);
+    memcpy(code, act_restore_code, act_restore_len());
+    *header = P2V(vm_lookup(e->pml4, ACT_SEGMENT) & PTE_ADDR);
+    return 0;
+}
+
+int act_env_create(struct env *e)
+{
+    struct act_env *a = kmalloc(sizeof(*a) + BITMAP_WORDS(pool_size) * sizeof(uint64_t));
+    if (!a)
+        return -ENOMEM;
+    int r = map_segment(e, &a->header);
+    if (r < 0) {
+        kfree(a);
+        return r;
+    }
+    act_pool_init(&a->pool, a->bits, pool_size);
+    memset(&a->stats, 0, sizeof(a->stats));
+    a->seq = 0;
+    a->used = false;
+    a->header->magic = ACT_MAGIC;
+    a->header->version = ACT_VERSION;
+    a->header->pool_size = pool_size;
+    a->header->free_records = pool_size;
+    e->act = a;
+    return 0;
+}
+
+static void fill_stats(const struct act_env *a, struct act_stats *s)
+{
+    *s = a->stats;
+    s->pool_size = a->pool.size;
+    s->free_records = a->pool.nfree;
+}
+
+void act_env_destroy(struct env *e)
+{
+    struct act_env *a = e->act;
+    if (!a)
+        return;
+    if (a->used) {
+        struct act_stats s;
+        fill_stats(a, &s);
+        kprintf("act: env %d (%s) stats pool=%lu free=%lu delivered=%lu redelivered=%lu "
+                "resumed=%lu freed=%lu disabled_saves=%lu\n", e->id, e->name, s.pool_size,
+                s.free_records, s.delivered, s.redelivered, s.resumed, s.freed, s.disabled_saves);
+    }
+    kfree(a);
+    e->act = NULL;
+}
+
+// ------------------------------------------------------------ delivery
+
+static void kill_hostile_record(struct env *e, uint32_t i, const char *field, uint64_t value)
+{
+    char why[96];
+    snprintf(why, sizeof(why), "hostile activation record %u: %s 0x%lx", i, field, value);
+    env_kill(e, why);
+}
+
+bool act_settle(struct vproc *v)
+{
+    if (act_in_restore(v->tf.rip))
+        return true;
+    struct act_env *a = v->env->act;
+    act_pool_free(&a->pool, (uint32_t)v->act_resuming);
+    v->act_resuming = ACT_NONE;
+    a->stats.freed++;
+    mirror(a, v);
+    return false;
+}
+
+// Save the interrupted user state (the vproc's frame) into record r.
+static void save_frame(struct act_record *r, const struct trapframe *tf)
+{
+    r->r15 = tf->r15; r->r14 = tf->r14; r->r13 = tf->r13; r->r12 = tf->r12;
+    r->r11 = tf->r11; r->r10 = tf->r10; r->r9 = tf->r9; r->r8 = tf->r8;
+    r->rbp = tf->rbp; r->rdi = tf->rdi; r->rsi = tf->rsi; r->rdx = tf->rdx;
+    r->rcx = tf->rcx; r->rbx = tf->rbx; r->rax = tf->rax;
+    r->rip = tf->rip; r->cs = tf->cs; r->rflags = tf->rflags; r->rsp = tf->rsp; r->ss = tf->ss;
+}
+
+// The frame part of a record (what act_check_record judges), word by word:
+// the kernel's memcpy goes byte by byte, and this is on the resume path.
+static void copy_frame(struct act_record *dst, const struct act_record *src)
+{
+    const volatile uint64_t *s = (const volatile uint64_t *)src;
+    uint64_t *d = (uint64_t *)dst;
+    for (unsigned k = 0; k < offsetof(struct act_record, reason) / 8; k++)
+        d[k] = s[k];
+}
+
+// Turn v's frame into the entry of its scheduler. rcx and r11 are dead
+// there (VEC_UPCALL), so it may leave through sysret.
+static void enter_upcall(struct vproc *v, uint64_t entry, uint64_t stack, uint64_t record,
+                         uint32_t reason)
+{
+    struct trapframe *tf = &v->tf;
+    tf->rip = entry;
+    tf->rsp = stack - 8;            // as if called: rsp % 16 == 8
+    tf->rflags = UPCALL_RFLAGS;
+    tf->rdi = record;
+    tf->rsi = reason;
+    tf->rdx = (uint64_t)v->index;
+    tf->rbp = 0;                    // user backtraces end here
+    tf->vector = VEC_UPCALL;
+}
+
+bool act_preempt(struct vproc *v, bool cut_short)
+{
+    struct env *e = v->env;
+    struct act_env *a = e->act;
+    if (v->act_disabled) {
+        a->stats.disabled_saves++;
+        mirror(a, v);
+        return true;                // resume directly from the vproc's frame
+    }
+    // Read each user-written word once, then judge that copy.
+    uint64_t entry = *(volatile uint64_t *)&a->header->entry[ACT_PREEMPTED];
+    if (!entry)
+        return true;                // no scheduler registered: plain preemption
+    uint64_t stack = *(volatile uint64_t *)&a->header->upcall_stack;
+    a->used = true;
+    uint64_t bad;
+    const char *field = act_check_upcall(entry, stack, &bad);
+    if (field) {
+        char why[80];
+        snprintf(why, sizeof(why), "hostile activation header: %s 0x%lx", field, bad);
+        env_kill(e, why);
+        return false;
+    }
+    int i;
+    struct act_record *r;
+    if (cut_short) {
+        // The restore was interrupted: the record is intact (the sequence
+        // only reads it) and still holds the whole thread. Hand it back.
+        i = v->act_resuming;
+        v->act_resuming = ACT_NONE;
+        r = record_kva(e, (uint32_t)i);
+        a->stats.redelivered++;
+    } else {
+        i = act_pool_alloc(&a->pool);
+        if (i < 0) {
+            char why[80];
+            snprintf(why, sizeof(why), "activation record pool exhausted (%u records in use)",
+                     a->pool.size);
+            env_kill(e, why);
+            return false;
+        }
+        r = record_kva(e, (uint32_t)i);
+        save_frame(r, &v->tf);
+        a->stats.delivered++;
+    }
+    r->reason = ACT_PREEMPTED;
+    r->index = (uint32_t)i;
+    r->vproc = (uint32_t)v->index;
+    r->flags = 0;
+    r->seq = ++a->seq;
+    v->act_disabled = true;
+    enter_upcall(v, entry, stack, record_uva((uint32_t)i), ACT_PREEMPTED);
+    mirror(a, v);
+    return true;
+}
+
+// ------------------------------------------------------------ syscalls
+
+long sys_act_resume(uint64_t uva)
+{
+    struct vproc *v = sched_current();
+    struct env *e = v->env;
+    struct act_env *a = e->act;
+    a->used = true;
+    // Only a record the kernel handed out, at its start, may be resumed:
+    // anything else means the program's scheduler is broken or hostile.
+    // <i> in the message is the slot the address falls in, or pool_size
+    // for an address outside the pool.
+    uint64_t off = uva - ACT_RECORDS;
+    uint32_t i = uva >= ACT_RECORDS && off / ACT_RECORD_SIZE < a->pool.size
+                     ? (uint32_t)(off / ACT_RECORD_SIZE) : a->pool.size;
+    if (off % ACT_RECORD_SIZE || !act_pool_in_use(&a->pool, i)) {
+        kill_hostile_record(e, i, "address", uva);
+        return 0;
+    }
+    // Copy once, then judge the copy. The restore sequence pops the record
+    // itself, at CPL 3: should it change after this check (only another
+    // vproc could do that), the CPU's own rules still hold: iretq at CPL 3
+    // cannot raise privilege, set IOPL or clear IF, and a bad selector or
+    // address faults in user mode, which kills only this environment.
+    struct act_record r;
+    copy_frame(&r, record_kva(e, i));
+    uint64_t bad;
+    const char *field = act_check_record(&r, &bad);
+    if (field) {
+        kill_hostile_record(e, i, field, bad);
+        return 0;
+    }
+    v->act_resuming = (int)i;
+    v->act_disabled = false;
+    a->stats.resumed++;
+    mirror(a, v);
+    // Leave through the restore sequence, with rsp at the record. The other
+    // registers are the sequence's to pop: rcx/r11 are dead, sysret is fine.
+    v->tf.rip = ACT_RESTORE;
+    v->tf.rsp = uva;
+    v->tf.rflags = UPCALL_RFLAGS;
+    return 0;
+}
+
+long sys_act_enable(void)
+{
+    struct vproc *v = sched_current();
+    struct act_env *a = v->env->act;
+    a->used = true;
+    v->act_disabled = false;
+    mirror(a, v);
+    return 0;
+}
+
+long sys_act_stats(uint64_t stats_uva)
+{
+    struct act_env *a = env_current()->act;
+    a->used = true;
+    struct act_stats s;
+    fill_stats(a, &s);
+    return copyout(stats_uva, &s, sizeof(s)) < 0 ? -EFAULT : 0;
+}

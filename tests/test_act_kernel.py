@@ -1,0 +1,77 @@
+"""The kernel side of activations, without the thread runtime: act_probe
+(upcalls arrive, records are resumed and freed, counters agree) and
+act_hostile (each forged field kills only its own environment, with a
+message naming the field). docs/activations.md describes the mechanism.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+pytestmark = pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None,
+                                reason="qemu-system-x86_64 not installed (run ci/bootstrap)")
+
+KILLED_OTHER = 512      # kernel/abi.h STATUS_KILLED_OTHER
+STATS = re.compile(r"^act: env (\d+) \((\S+)\) stats pool=(\d+) free=(\d+) delivered=(\d+) "
+                   r"redelivered=(\d+) resumed=(\d+) freed=(\d+) disabled_saves=(\d+)$")
+
+
+def _run(boot, append: str, timeout: float = 30.0):
+    machine = boot(append, timeout=timeout + 10)
+    result = machine.wait(timeout)
+    lines = [line.rstrip("\r") for line in machine.console.lines()]
+    assert not any(line.startswith("PANIC:") for line in lines), f"panic; log: {machine.log_path}"
+    return result, lines, machine.log_path
+
+
+def test_upcalls_resume_and_free_every_record(boot):
+    result, lines, log = _run(boot, "run=act_probe:40 hz=1000")
+    assert "act_probe: ok" in lines, f"log: {log}"
+    assert result.status == 33, f"log: {log}"
+    stats = [m for m in map(STATS.match, lines) if m and m.group(2) == "act_probe"]
+    assert stats, f"no act stats line; log: {log}"
+    pool, free, delivered, redelivered, resumed, freed, _ = map(int, stats[0].groups()[2:])
+    assert pool == 64 and free == pool, stats[0].group(0)
+    assert delivered >= 40 and resumed == delivered + redelivered and freed == delivered
+
+
+def test_the_pool_size_comes_from_the_command_line(boot):
+    result, lines, log = _run(boot, "run=act_probe:5 hz=1000 act_pool=3")
+    assert "act_probe: ok" in lines and result.status == 33, f"log: {log}"
+    assert any(line.startswith("act_probe: stats pool=3 free=3 ") for line in lines), f"log: {log}"
+
+
+FIELDS = ["cs", "ss", "rflags.IF", "rflags.IOPL", "rflags.TF", "rflags.NT", "rflags.AC",
+          "rflags.VM", "rflags.RF", "rip", "rip.noncanonical", "rsp", "address", "unused", "outside"]
+
+
+@pytest.mark.parametrize("field", FIELDS)
+def test_a_forged_record_kills_only_its_environment(boot, field):
+    result, lines, log = _run(boot, f"run=act_hostile:{field},hello hz=1000")
+    named = {"unused": "address", "outside": "address", "rip.noncanonical": "rip"}.get(field, field)
+    rx = re.compile(rf"^env (\d+) \(act_hostile\) killed: hostile activation record (\d+): "
+                    rf"{re.escape(named)} 0x[0-9a-f]+$")
+    assert any(map(rx.match, lines)), f"no kill naming {named}; log: {log}"
+    assert f"init: act_hostile exited status={KILLED_OTHER}" in lines
+    assert "init: hello exited status=0" in lines
+    assert not any("FAIL" in line for line in lines)
+
+
+@pytest.mark.parametrize("field", ["entry", "upcall_stack"])
+def test_a_hostile_header_kills_only_its_environment(boot, field):
+    result, lines, log = _run(boot, f"run=act_hostile:{field},hello hz=1000")
+    want = "entry[4]" if field == "entry" else field
+    assert any(re.match(rf"^env \d+ \(act_hostile\) killed: hostile activation header: "
+                        rf"{re.escape(want)} 0x[0-9a-f]+$", line) for line in lines), f"log: {log}"
+    assert "init: hello exited status=0" in lines
+
+
+def test_an_exhausted_pool_is_reported_not_a_hang(boot):
+    result, lines, log = _run(boot, "run=act_hostile:exhaust,hello hz=1000 act_pool=8")
+    assert any(re.match(r"^env \d+ \(act_hostile\) killed: activation record pool exhausted "
+                        r"\(8 records in use\)$", line) for line in lines), f"log: {log}"
+    assert "init: hello exited status=0" in lines
+    stats = [m for m in map(STATS.match, lines) if m and m.group(2) == "act_hostile"]
+    assert stats and stats[0].group(4) == "0" and stats[0].group(5) == "8", f"log: {log}"
