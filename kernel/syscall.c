@@ -116,6 +116,10 @@ static long sys_map(uint64_t va, uint64_t len, uint64_t prot)
 {
     if (prot & ~(uint64_t)(PROT_READ | PROT_WRITE | PROT_EXEC))
         return -EINVAL;
+    // W^X: a page a program can both write and run is an injected-code
+    // page; the ELF loader refuses such segments for the same reason.
+    if ((prot & PROT_WRITE) && (prot & PROT_EXEC))
+        return -EINVAL;
     return vm_map_user(env_current()->pml4, va, len, (int)prot);
 }
 

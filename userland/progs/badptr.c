@@ -94,6 +94,15 @@ static void wait_checks(void)
     }
 }
 
+// Not a pointer check, but the same kind of promise: map() never hands out
+// a page that is both writable and executable.
+static void map_checks(void)
+{
+    check("map(W|X) refused (W^X)",
+          sys_map(UNMAPPED, 4096, PROT_READ | PROT_WRITE | PROT_EXEC), -EINVAL);
+    check("map(kernel half)", sys_map(KERNEL_TEXT, 4096, PROT_READ), -EINVAL);
+}
+
 int main(void)
 {
     long r = sys_map(SCRATCH, 4096, PROT_READ | PROT_WRITE);
@@ -106,6 +115,7 @@ int main(void)
     cmdline_checks();
     spawn_checks();
     wait_checks();
+    map_checks();
     printf("badptr: %d failed\n", failures);
     return failures != 0;
 }
