@@ -9,9 +9,10 @@ void exit(int status) __attribute__((noreturn));
 int atoi(const char *s);
 unsigned long strtoul(const char *s, char **end, int base);
 
-// Sleep for `ms` milliseconds of guest time. The kernel only knows absolute
-// deadlines (sleep_until), so that a sleep rewound and rerun after an
-// interruption ends at the same instant instead of starting over.
+// Sleep for `ms` milliseconds of guest time (only the calling thread: it is
+// thread_sleep). The kernel only knows absolute deadlines (sleep_until), so
+// that a sleep rewound and rerun after an interruption ends at the same
+// instant instead of starting over.
 void sleep(unsigned long ms);
 
 // xorshift64*: small, fast, and reproducible from a printed seed.

@@ -8,8 +8,8 @@
 // interrupted thread's activation record and resumes the next thread round
 // robin. Threads are therefore preemptive, yet everything here (creation,
 // switching, mutexes, condition variables, sleeping) runs in user space:
-// only act_resume / act_enable and, when every thread sleeps, sleep_until
-// reach the kernel.
+// the kernel sees act_resume / act_enable, map / unmap for thread stacks,
+// clock_ns while someone sleeps, and sleep_until when everyone does.
 //
 // One virtual processor: the runtime's own data is protected by a user flag
 // (an interrupt that lands inside the runtime is resumed at once), not by

@@ -1,6 +1,7 @@
 // exit, number parsing, sleep and the PRNG.
 #include <revenant.h>
 #include <stdlib.h>
+#include <thread.h>
 
 void exit(int status)
 {
@@ -45,13 +46,11 @@ int atoi(const char *s)
 
 void sleep(unsigned long ms)
 {
-    // Computed once: if the call is interrupted and rerun, it still ends
-    // at this deadline.
-    unsigned long deadline = (unsigned long)sys_clock_ns() + ms * 1000000UL;
-    // A spurious wakeup is legal, so check the clock, not the result.
-    while ((unsigned long)sys_clock_ns() < deadline)
-        if (sys_sleep_until(deadline) < 0)
-            break;
+    // Only the calling user thread sleeps; when no other thread can run,
+    // the runtime sleeps the whole vproc in sleep_until. The deadline is
+    // computed once: if the call is interrupted and rerun, it still ends
+    // at the same instant.
+    thread_sleep(ms);
 }
 
 void rng_seed(struct rng *r, uint64_t seed)
