@@ -232,13 +232,14 @@ void act_env_destroy(struct env *e)
     struct act_env *a = e->act;
     if (!a)
         return;
-    if (a->used) {
-        struct act_stats s;
-        fill_stats(a, &s);
+    struct act_stats s;
+    fill_stats(a, &s);
+    // Every program registers through crt0; only one that was actually
+    // interrupted has numbers worth a line in the log.
+    if (a->used && (s.delivered || s.redelivered || s.disabled_saves))
         kprintf("act: env %d (%s) stats pool=%lu free=%lu delivered=%lu redelivered=%lu "
                 "resumed=%lu freed=%lu disabled_saves=%lu\n", e->id, e->name, s.pool_size,
                 s.free_records, s.delivered, s.redelivered, s.resumed, s.freed, s.disabled_saves);
-    }
     kfree(a);
     e->act = NULL;
 }
