@@ -33,24 +33,12 @@
 #define REC_RIP    120
 #define REC_RFLAGS 136
 #define REC_RSP    144
+#include "frame.h"
 
         .section .rodata
         .globl act_restore_code, act_restore_end
 act_restore_code:
-        popq %r15
-        popq %r14
-        popq %r13
-        popq %r12
-        popq %r11
-        popq %r10
-        popq %r9
-        popq %r8
-        popq %rbp
-        popq %rdi
-        popq %rsi
-        popq %rdx
-        popq %rcx
-        popq %rbx
+        pop_gprs_except_rax             // r15 ... rbx: 14 pops, all inside the range
         movq %rsp, %rax                                 // &record.rax
         movq REC_RSP - REC_RAX(%rax), %rsp              // the thread's stack
         pushq REC_RIP - REC_RAX(%rax)

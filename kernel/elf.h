@@ -3,6 +3,38 @@
 #define ELF_H
 #include <stdint.h>
 
+// The file format (the ELF64 and x86-64 psABI specifications): the headers
+// and the values the loader checks, for the loader and for the tests that
+// build images.
+struct elf64_ehdr {
+    uint8_t  ident[16];
+    uint16_t type, machine;
+    uint32_t version;
+    uint64_t entry, phoff, shoff;
+    uint32_t flags;
+    uint16_t ehsize, phentsize, phnum, shentsize, shnum, shstrndx;
+};
+
+struct elf64_phdr {
+    uint32_t type, flags;
+    uint64_t offset, vaddr, paddr, filesz, memsz, align;
+};
+
+_Static_assert(sizeof(struct elf64_ehdr) == 64, "ELF64 header");
+_Static_assert(sizeof(struct elf64_phdr) == 56, "ELF64 program header");
+
+#define ELFCLASS64  2
+#define ELFDATA2LSB 1
+#define EV_CURRENT  1
+#define ET_EXEC     2
+#define EM_X86_64   62
+#define PT_LOAD     1
+#define PT_DYNAMIC  2
+#define PT_INTERP   3
+#define PF_X        1
+#define PF_W        2
+#define PF_R        4
+
 #define ELF_MAX_PHDRS     16                    // more is refused: "e_phnum too large"
 #define ELF_MAX_MEMSZ     (64UL << 20)          // all segments together
 

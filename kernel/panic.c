@@ -104,14 +104,20 @@ static void enter_panic(void)
     panicking = true;
 }
 
+// The report's first line.
+static void print_message(const char *fmt, va_list ap)
+{
+    kprintf("PANIC: ");
+    vkprintf(fmt, ap);
+    kprintf("\n");
+}
+
 void panic_trap(struct trapframe *tf, const char *fmt, ...)
 {
     enter_panic();
     va_list ap;
     va_start(ap, fmt);
-    kprintf("PANIC: ");
-    vkprintf(fmt, ap);
-    kprintf("\n");
+    print_message(fmt, ap);
     va_end(ap);
     finish(tf, tf->rip);
 }
@@ -161,9 +167,7 @@ void panic(const char *fmt, ...)
 
     va_list ap;
     va_start(ap, fmt);
-    kprintf("PANIC: ");
-    vkprintf(fmt, ap);
-    kprintf("\n");
+    print_message(fmt, ap);
     va_end(ap);
     finish(&tf, tf.rip);
 }

@@ -23,6 +23,7 @@
 #define USER_DS     (0x18 | 3)  // gdt.h
 #define USER_CS     (0x20 | 3)
 #define VEC_SYSCALL 0x100       // sched.h
+#include "frame.h"
 
         .text
         .globl syscall_entry
@@ -38,53 +39,19 @@ syscall_entry:
         pushq %rcx                      // rip
         pushq $0                        // error
         pushq $VEC_SYSCALL              // vector
-        pushq %rax
-        pushq %rbx
-        pushq %rcx
-        pushq %rdx
-        pushq %rsi
-        pushq %rdi
-        pushq %rbp
-        pushq %r8
-        pushq %r9
-        pushq %r10
-        pushq %r11
-        pushq %r12
-        pushq %r13
-        pushq %r14
-        pushq %r15
+        push_gprs
         movq %rsp, %rdi
         movq %gs:CPU_KSTACK_TOP, %rsp
         xorl %ebp, %ebp                 // backtraces end here
         call syscall_dispatch           // never returns
         ud2
 
-// Pop the general registers of the frame at RSP, leaving RSP at tf->rip.
-        .macro pop_gprs
-        popq %r15
-        popq %r14
-        popq %r13
-        popq %r12
-        popq %r11
-        popq %r10
-        popq %r9
-        popq %r8
-        popq %rbp
-        popq %rdi
-        popq %rsi
-        popq %rdx
-        popq %rcx
-        popq %rbx
-        popq %rax
-        addq $16, %rsp                  // vector, error
-        .endm
-
 // Interrupts are off from here to user space: the frame is being used as a
 // stack and GS is about to become the user's.
         .globl user_return_sysret
 user_return_sysret:
         movq %rdi, %rsp
-        pop_gprs
+        pop_gprs_to_rip
         movq (%rsp), %rcx               // rip
         movq 16(%rsp), %r11             // rflags
         movq 24(%rsp), %rsp             // user rsp
@@ -94,7 +61,7 @@ user_return_sysret:
         .globl user_return_iret
 user_return_iret:
         movq %rdi, %rsp
-        pop_gprs
+        pop_gprs_to_rip
         swapgs
         iretq
 

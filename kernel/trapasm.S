@@ -3,6 +3,8 @@
 // saves the general registers to complete a struct trapframe (trap.h) and
 // calls trap(tf).
 
+#include "frame.h"
+
 // Vectors for which the CPU pushes an error code itself.
 #define HAS_ERROR(n) ((n) == 8 || ((n) >= 10 && (n) <= 14) || (n) == 17 || (n) == 21 || (n) == 29 || (n) == 30)
 
@@ -29,21 +31,7 @@ vector\n:
         .endr
 
 trap_common:
-        pushq %rax
-        pushq %rbx
-        pushq %rcx
-        pushq %rdx
-        pushq %rsi
-        pushq %rdi
-        pushq %rbp
-        pushq %r8
-        pushq %r9
-        pushq %r10
-        pushq %r11
-        pushq %r12
-        pushq %r13
-        pushq %r14
-        pushq %r15
+        push_gprs
         cld
         // From user mode (CS.RPL 3 at offset 0x90)? Then the frame was pushed
         // at TSS.rsp0, i.e. into the running vproc's own trapframe: take the
@@ -66,22 +54,7 @@ trap_common:
         // RSP is 16-aligned here as the ABI wants at a call.
 1:      movq %rsp, %rdi
         call trap
-        popq %r15
-        popq %r14
-        popq %r13
-        popq %r12
-        popq %r11
-        popq %r10
-        popq %r9
-        popq %r8
-        popq %rbp
-        popq %rdi
-        popq %rsi
-        popq %rdx
-        popq %rcx
-        popq %rbx
-        popq %rax
-        addq $16, %rsp          // vector and error code
+        pop_gprs_to_rip
         iretq
 
         .section .rodata

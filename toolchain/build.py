@@ -36,7 +36,8 @@ LD = "ld"
 # Why each flag: freestanding kernel code (no libc, no red zone because
 # interrupts push onto the current stack, no SSE state to save on entry),
 # linked in the top 2 GiB (mcmodel=kernel), frame pointers for the panic
-# backtrace, debug info for the toolkit's symbolizer.
+# backtrace, debug info for the toolkit's symbolizer. kernel/lib (headers
+# included as "string.h", "format.h") is the part user programs share.
 KERNEL_CFLAGS = [
     "-std=gnu11", "-ffreestanding",
     "-mno-red-zone", "-mcmodel=kernel", "-fno-omit-frame-pointer",
@@ -45,7 +46,7 @@ KERNEL_CFLAGS = [
     "-fno-optimize-sibling-calls",  # keep every caller in the panic backtrace
     "-fcf-protection=none", "-nostdlib",
     "-O2", "-g", "-Wall", "-Wextra", "-Werror",
-    "-Ikernel",
+    "-Ikernel", "-Ikernel/lib",
 ]
 ASFLAGS = KERNEL_CFLAGS + ["-D__ASSEMBLY__"]
 LDFLAGS = ["-nostdlib", "-z", "max-page-size=0x1000", "-z", "noexecstack", "--no-warn-rwx-segments"]

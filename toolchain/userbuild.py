@@ -2,10 +2,13 @@
 
 Called by ``toolchain.build.build()`` before the kernel is compiled:
 
-1. every ``userland/lib/*.{c,S}`` and each program -- ``userland/progs/<name>.c``
-   or a directory ``userland/progs/<name>/`` of sources -- is compiled with
-   USER_CFLAGS and linked with ``userland/user.ld`` into
-   ``build/user/<name>.elf`` (static ELF64 at USER_BASE);
+1. every ``userland/lib/*.{c,S}``, the library shared with the kernel
+   (``kernel/lib/*.c``: string functions and the printf formatter, compiled
+   again here into ``build/obj/user/``), and each program --
+   ``userland/progs/<name>.c`` or a directory ``userland/progs/<name>/`` of
+   sources -- is compiled with USER_CFLAGS and linked with
+   ``userland/user.ld`` into ``build/user/<name>.elf`` (static ELF64 at
+   USER_BASE);
 2. ``toolchain.corrupt_elf`` writes the deliberately broken variants of one
    small program, ``build/user/corrupt_<field>.elf``, for the ELF loader tests;
 3. ``build/gen/initrd.S`` is generated: one ``.incbin`` per ELF plus the
@@ -30,6 +33,7 @@ from toolchain.errors import BuildError
 ROOT = paths.ROOT
 USER_DIR = Path("userland")
 LIB_DIR = USER_DIR / "lib"
+SHARED_LIB_DIR = Path("kernel/lib")            # pure code the kernel links too
 PROGS_DIR = USER_DIR / "progs"
 USER_LD = USER_DIR / "user.ld"
 OUT_DIR = paths.BUILD / "user"                 # build/user/<name>.elf
@@ -69,7 +73,8 @@ def _kbuild():
 def _unit(src: Path):
     kb = _kbuild()
     flags = USER_ASFLAGS if src.suffix == ".S" else USER_CFLAGS
-    obj = kb.object_path(src)
+    # A shared source has a kernel object already: the user one goes apart.
+    obj = kb.object_path(src if src.parts[0] == USER_DIR.name else Path("user") / src)
     depfile = obj.with_name(obj.name[:-2] + ".d")
     cmd = [kb.CC, *flags, "-MMD", "-MP", "-MF", str(depfile), "-c", str(src), "-o", str(obj)]
     return kb.Unit(src, cmd)
@@ -182,7 +187,7 @@ def build_user(verbose: bool = False) -> List[str]:
     progs = programs()
     if not progs:
         raise BuildError(f"no user programs under {ROOT / PROGS_DIR}")
-    lib = [_unit(s) for s in _rel_sources(LIB_DIR)]
+    lib = [_unit(s) for s in _rel_sources(LIB_DIR) + _rel_sources(SHARED_LIB_DIR)]
     crt0 = [u for u in lib if u.source.stem == "crt0"]
     if not crt0:
         raise BuildError(f"no {LIB_DIR}/crt0.S")

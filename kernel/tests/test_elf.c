@@ -18,20 +18,8 @@
 struct image {
     union {
         uint8_t bytes[IMG_SIZE];
-        struct {
-            uint8_t ident[16];
-            uint16_t type, machine;
-            uint32_t version;
-            uint64_t entry, phoff, shoff;
-            uint32_t flags;
-            uint16_t ehsize, phentsize, phnum, shentsize, shnum, shstrndx;
-        } eh;
+        struct elf64_ehdr eh;
     };
-};
-
-struct phdr {
-    uint32_t type, flags;
-    uint64_t offset, vaddr, paddr, filesz, memsz, align;
 };
 
 // A minimal valid program: text (R-X, 16 bytes) and data (RW-, 8 bytes of
@@ -40,25 +28,25 @@ static void make_valid(struct image *img)
 {
     memset(img, 0, sizeof(*img));
     memcpy(img->eh.ident, "\x7f" "ELF\x02\x01\x01", 7);
-    img->eh.type = 2;
-    img->eh.machine = 62;
-    img->eh.version = 1;
+    img->eh.type = ET_EXEC;
+    img->eh.machine = EM_X86_64;
+    img->eh.version = EV_CURRENT;
     img->eh.entry = TEXT_VA;
     img->eh.phoff = 64;
     img->eh.ehsize = 64;
     img->eh.phentsize = 56;
     img->eh.phnum = 2;
-    struct phdr ph[2] = {
-        { 1, 5, TEXT_OFF, TEXT_VA, TEXT_VA, 16, 16, 0x1000 },
-        { 1, 6, DATA_OFF, DATA_VA, DATA_VA, 8, 0x2000, 0x1000 },
+    struct elf64_phdr ph[2] = {
+        { PT_LOAD, PF_R | PF_X, TEXT_OFF, TEXT_VA, TEXT_VA, 16, 16, 0x1000 },
+        { PT_LOAD, PF_R | PF_W, DATA_OFF, DATA_VA, DATA_VA, 8, 0x2000, 0x1000 },
     };
     memcpy(img->bytes + 64, ph, sizeof(ph));
     memset(img->bytes + TEXT_OFF, 0x90, 16);
 }
 
-static struct phdr *ph(struct image *img, int i)
+static struct elf64_phdr *ph(struct image *img, int i)
 {
-    return (struct phdr *)(img->bytes + 64 + 56 * i);
+    return (struct elf64_phdr *)(img->bytes + 64 + 56 * i);
 }
 
 static char why[96];
@@ -222,7 +210,7 @@ static void ignores_empty_and_other_segments(struct ktest *t)
 {
     make_valid(&img);
     img.eh.phnum = 3;
-    *ph(&img, 2) = (struct phdr){ 1, 6, 0, 0, 0, 0, 0, 0x1000 };  // empty PT_LOAD at 0
+    *ph(&img, 2) = (struct elf64_phdr){ PT_LOAD, PF_R | PF_W, 0, 0, 0, 0, 0, 0x1000 };  // empty PT_LOAD at 0
     KEXPECT_EQ(t, check(&img, IMG_SIZE), 0);
     ph(&img, 2)->type = 0x6474e551;         // PT_GNU_STACK
     ph(&img, 2)->vaddr = UINT64_MAX;

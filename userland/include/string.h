@@ -1,13 +1,2 @@
-#ifndef STRING_H
-#define STRING_H
-#include <stddef.h>
-void *memset(void *dst, int c, size_t n);
-void *memcpy(void *dst, const void *src, size_t n);
-void *memmove(void *dst, const void *src, size_t n);
-int memcmp(const void *a, const void *b, size_t n);
-size_t strlen(const char *s);
-int strcmp(const char *a, const char *b);
-int strncmp(const char *a, const char *b, size_t n);
-char *strchr(const char *s, int c);
-size_t strlcpy(char *dst, const char *src, size_t size);
-#endif
+// mem* and str*: the kernel's own, compiled for user space (kernel/lib).
+#include "../../kernel/lib/string.h"

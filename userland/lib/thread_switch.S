@@ -8,27 +8,36 @@
 // fresh thread gets the same shape with thread_start as the return address.
 #include "../../kernel/abi.h"
 
-    .text
-
-// void uctx_switch(uint64_t *save_rsp, uint64_t load_rsp)
-    .globl uctx_switch
-    .type uctx_switch, @function
-uctx_switch:
+// Save and restore that shape; the return address is the caller's.
+.macro park
     push %rbp
     push %rbx
     push %r12
     push %r13
     push %r14
     push %r15
-    mov %rsp, (%rdi)
-    mov %rsi, %rsp
-uctx_restore:
+.endm
+
+.macro unpark
     pop %r15
     pop %r14
     pop %r13
     pop %r12
     pop %rbx
     pop %rbp
+.endm
+
+    .text
+
+// void uctx_switch(uint64_t *save_rsp, uint64_t load_rsp)
+    .globl uctx_switch
+    .type uctx_switch, @function
+uctx_switch:
+    park
+    mov %rsp, (%rdi)
+    mov %rsi, %rsp
+uctx_restore:
+    unpark
     ret
     .size uctx_switch, . - uctx_switch
 
@@ -41,12 +50,7 @@ uctx_restore:
     .globl uctx_switch_to_record
     .type uctx_switch_to_record, @function
 uctx_switch_to_record:
-    push %rbp
-    push %rbx
-    push %r12
-    push %r13
-    push %r14
-    push %r15
+    park
     mov %rsp, (%rdi)
     mov %rsi, %rdi
     mov $SYS_act_resume, %eax

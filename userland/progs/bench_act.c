@@ -8,6 +8,7 @@
 //   RESULT name=activation iters=N tsc_per_iter=<median event> ns_per_iter=..
 //          mean_tsc_per_iter=.. min_tsc=.. step_tsc=.. other_gaps=.. multi=.. tsc_total=.. ns_total=..
 // Run it with a fast tick (hz=10000): the event rate is the tick rate.
+#include <bench.h>
 #include <revenant.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,19 +18,6 @@
 #define MAX_EVENTS 4096
 
 static uint64_t gaps[MAX_EVENTS];
-
-static inline uint64_t tsc(void)
-{
-    uint32_t lo, hi;
-    asm volatile("lfence; rdtsc; lfence" : "=a"(lo), "=d"(hi) : : "memory");
-    return ((uint64_t)hi << 32) | lo;
-}
-
-static void fixed3(char *buf, size_t size, uint64_t num, uint64_t den)
-{
-    uint64_t milli = den ? num * 1000 / den : 0;
-    snprintf(buf, size, "%lu.%03lu", (unsigned long)(milli / 1000), (unsigned long)(milli % 1000));
-}
 
 static void sort(uint64_t *v, long n)      // shell sort: no libc qsort here
 {

@@ -11,6 +11,7 @@
 // equal chunks (one no timer upcall landed in), printed as the Linux peer
 // prints them:
 //   RESULT name=uswitch iters=N tsc_per_iter=X ns_per_iter=Y tsc_total=T ns_total=S
+#include <bench.h>
 #include <revenant.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,19 +24,6 @@ static long per_chunk;
 static struct mutex lock = MUTEX_INIT;
 static struct cond turn_changed = COND_INIT;
 static int turn;                        // whose turn: 0 main, 1 partner
-
-static inline uint64_t tsc(void)
-{
-    uint32_t lo, hi;
-    asm volatile("lfence; rdtsc; lfence" : "=a"(lo), "=d"(hi) : : "memory");
-    return ((uint64_t)hi << 32) | lo;
-}
-
-static void fixed3(char *buf, size_t size, uint64_t num, uint64_t den)
-{
-    uint64_t milli = den ? num * 1000 / den : 0;
-    snprintf(buf, size, "%lu.%03lu", (unsigned long)(milli / 1000), (unsigned long)(milli % 1000));
-}
 
 static void pass_turn(int me)
 {
@@ -87,12 +75,7 @@ static void measure(const char *name, void (*round)(void), void *(*partner)(void
     }
     uint64_t t1 = tsc(), n1 = sys_clock_ns();
     thread_join(t, NULL);
-    char per_t[32], per_n[32];
-    fixed3(per_t, sizeof(per_t), best_t, 2 * per_chunk);
-    fixed3(per_n, sizeof(per_n), best_n, 2 * per_chunk);
-    printf("RESULT name=%s iters=%ld tsc_per_iter=%s ns_per_iter=%s tsc_total=%lu ns_total=%lu\n",
-           name, 2 * per_chunk * CHUNKS, per_t, per_n, (unsigned long)(t1 - t0),
-           (unsigned long)(n1 - n0));
+    bench_result(name, 2 * per_chunk * CHUNKS, best_t, best_n, 2 * per_chunk, t1 - t0, n1 - n0);
 }
 
 int main(int argc, char **argv)

@@ -1,6 +1,7 @@
-// The C string functions the kernel uses. gcc also emits calls to memset,
-// memcpy, memmove and memcmp on its own, so these must exist even where no
-// source file calls them.
+// The C string functions, for the kernel and the user library alike
+// (kernel/lib, see format.h). gcc also emits calls to memset, memcpy,
+// memmove and memcmp on its own, so these must exist even where no source
+// file calls them.
 #include "string.h"
 
 void *memset(void *dst, int c, size_t n)
