@@ -153,6 +153,19 @@ def bench(c, quick=False, out="build/bench.json", only=""):
     print(report.render())
 
 
+@task(help={"name": "leak | chained | fuzz", "size": "N (default: the large N of each)"})
+@_clean_errors
+def experiment(c, name, size=0):
+    """Long experiments (large N) behind the suite's short ones; JSON in build/experiments/."""
+    from toolchain import experiment as experiments
+
+    build(c)
+    result = experiments.run(name, int(size))
+    print(result.render())
+    if not result.ok:
+        raise Exit(code=1)
+
+
 @task
 def clean(c):
     """Remove build/ (kernel objects, logs, caches are kept in build/cache)."""

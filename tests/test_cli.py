@@ -95,3 +95,17 @@ def test_a_killed_program_is_reported_with_its_rip_symbolized_against_its_own_el
     assert proc.returncode != 0, output
     assert "user faults, symbolized" in output, output
     assert "at peek+0x" in output and "(userland/progs/peek.c:" in output, output
+
+
+def test_an_unknown_experiment_is_one_clear_error():
+    assert_one_clear_error(invoke("experiment", "no-such-experiment"), "leak", "chained", "fuzz")
+
+
+def test_the_chained_experiment_reports_redeliveries_and_exact_checksums():
+    proc = invoke("experiment", "chained", "--size", "3", timeout=300)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "experiment chained n=3: OK" in output
+    redelivered = int(next(line.split(":")[1] for line in output.splitlines()
+                           if line.strip().startswith("redelivered:")))
+    assert redelivered >= 3, output
