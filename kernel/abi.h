@@ -72,13 +72,13 @@
 #define USER_STACK_SIZE 0x10000UL               // 64 KiB, grows down from USER_STACK_TOP
 #endif
 #ifndef ACT_SEGMENT
-#define ACT_SEGMENT     0x3FE00000UL            // activation segment (issue 4), 2 MiB
+#define ACT_SEGMENT     0x3FE00000UL            // activation segment, 2 MiB
 #endif
 #ifndef ACT_SEGMENT_SIZE
 #define ACT_SEGMENT_SIZE 0x200000UL
 #endif
 #ifndef ACT_RESTORE
-#define ACT_RESTORE     0x3FC00000UL            // kernel restore-sequence page (issue 4)
+#define ACT_RESTORE     0x3FC00000UL            // kernel restore-sequence page
 #endif
 
 // ---------------------------------------------------------------- activations

@@ -26,7 +26,7 @@
 #define PAGE_DOWN(a) ((a) & ~(uint64_t)(PAGE_SIZE - 1))
 #define PAGE_UP(a)   PAGE_DOWN((a) + PAGE_SIZE - 1)
 
-// The activation area (issue 4): the restore-sequence page up to the end of
+// The activation area: the restore-sequence page up to the end of
 // the activation segment. Nothing a program brings may land there.
 #define ACT_AREA_START ACT_RESTORE
 #define ACT_AREA_END   (ACT_SEGMENT + ACT_SEGMENT_SIZE)

@@ -1,6 +1,6 @@
 // Kernel panic: report and stop.
 //
-// The report format is a contract with the toolkit (CONTRACT.md), which
+// The report format is a contract with the toolkit (docs/boot.md), which
 // symbolizes the raw addresses with the ELF's DWARF:
 //   PANIC: <message>
 //     rax=0x... rbx=0x... rcx=0x... rdx=0x...

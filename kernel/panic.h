@@ -2,7 +2,7 @@
 #define PANIC_H
 #include "trap.h"
 
-// Print the panic report (CONTRACT.md: PANIC line, registers, backtrace,
+// Print the panic report (docs/boot.md: PANIC line, registers, backtrace,
 // "end of panic"), signal pvpanic and exit QEMU with status 35.
 void panic(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 // The same for a CPU exception: registers and frame 0 come from the frame.

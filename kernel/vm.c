@@ -163,7 +163,7 @@ static uint64_t leaf_flags(int prot)
 }
 
 // The range may hold user mappings: page aligned, non-empty, user space,
-// clear of the activation area (the kernel owns it, issue 4).
+// clear of the activation area (the kernel owns it).
 static bool mappable_range(uint64_t va, uint64_t len)
 {
     if ((va | len) & (PAGE_SIZE - 1) || len == 0 || !is_user_range(va, len))

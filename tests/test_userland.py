@@ -3,7 +3,7 @@ the ELF loader's rejections, hostile pointers and a syscall fuzzer.
 
 Every test boots build/kernel.elf with ``run=...`` (init spawns the programs,
 waits for all of them and powers off: 33 if all exited 0, 35 otherwise) and
-checks the serial log lines of CONTRACT3.md / docs/abi.md.
+checks the serial log lines of docs/abi.md.
 """
 from __future__ import annotations
 

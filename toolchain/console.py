@@ -3,7 +3,7 @@
 A ``Console`` is fed raw serial bytes (by ``Machine``'s reader thread, or by a test
 with recorded text) and closed with the QEMU exit status when the process ends.
 Every completed line is checked for the failure markers of the console contract
-(CONTRACT.md):
+(docs/boot.md):
 
 * ``PANIC: ...`` starts a panic report, which ends at ``end of panic`` (or after
   ``panic_grace`` seconds, or at end of output).  The report is passed to the

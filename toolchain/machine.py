@@ -143,7 +143,7 @@ def _has_pvh_note(notes: bytes) -> bool:
 # ------------------------------------------------------------------------- config
 @dataclass
 class MachineConfig:
-    """What to boot and how.  Defaults follow CONTRACT.md."""
+    """What to boot and how.  Defaults: docs/toolkit.md."""
 
     kernel: Path = field(default_factory=lambda: paths.KERNEL_ELF)
     append: str = ""

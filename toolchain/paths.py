@@ -1,4 +1,4 @@
-"""Well-known paths of the Revenant tree (see CONTRACT.md)."""
+"""Well-known paths of the Revenant tree (see docs/toolkit.md)."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -4,7 +4,7 @@
 the first lookup, and is cached per (path, mtime, size): building the kernel
 again gives a fresh one.  It works on any ELF: the kernel, or a user program.
 
-``symbolize_report(text, elf)`` annotates a panic report in the CONTRACT.md
+``symbolize_report(text, elf)`` annotates a panic report in the docs/boot.md
 format: every ``  #N 0x<16 hex>`` backtrace line and the ``rip=0x...`` register
 line get the symbol appended; every other line is left alone.
 """
@@ -283,7 +283,7 @@ def symbolize_report(text: str, elf_path: Union[PathLike, Iterable[PathLike]]) -
     return "\n".join(out)
 
 
-# `env <id> (<name>) killed: <exception> (vector <n>) rip=0x<16hex> ...` (CONTRACT3 / docs/abi.md)
+# `env <id> (<name>) killed: <exception> (vector <n>) rip=0x<16hex> ...` (docs/abi.md)
 _USER_FAULT = re.compile(r"^env \d+ \((?P<name>[^)]+)\) killed: .*\brip=0x(?P<rip>[0-9a-fA-F]{16})")
 
 

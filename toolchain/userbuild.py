@@ -46,9 +46,10 @@ CORRUPT_BASE = "hello"                         # the program the corrupt variant
 #   addresses and does no relocation;
 # * no SSE/x87: the kernel saves only the general registers of a user thread
 #   (struct trapframe), so FPU/SSE state would leak between environments;
-# * -mno-red-zone: the activation runtime (issue 4) may build an upcall frame
-#   just below an interrupted thread's rsp; without a red zone nothing lives
-#   there. It costs a few stack adjustments in leaf functions, nothing more;
+# * -mno-red-zone: the activation restore sequence (kernel/actrestore.S)
+#   writes the resumed thread's rip and rflags just below its rsp and leaves
+#   with `popfq; ret`; without a red zone nothing lives there. It costs a few
+#   stack adjustments in leaf functions, nothing more;
 # * frame pointers and -g: kill reports symbolize against build/user/<name>.elf.
 USER_CFLAGS = [
     "-std=gnu11", "-ffreestanding", "-nostdlib", "-static",
