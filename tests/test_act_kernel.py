@@ -57,6 +57,7 @@ def test_a_forged_record_kills_only_its_environment(boot, field):
     assert f"init: act_hostile exited status={KILLED_OTHER}" in lines
     assert "init: hello exited status=0" in lines
     assert not any("FAIL" in line for line in lines)
+    assert result.status == 35, f"{result}; log: {log}"      # one program failed: init says so
 
 
 @pytest.mark.parametrize("field", ["entry", "upcall_stack"])
@@ -65,7 +66,9 @@ def test_a_hostile_header_kills_only_its_environment(boot, field):
     want = "entry[4]" if field == "entry" else field
     assert any(re.match(rf"^env \d+ \(act_hostile\) killed: hostile activation header: "
                         rf"{re.escape(want)} 0x[0-9a-f]+$", line) for line in lines), f"log: {log}"
+    assert f"init: act_hostile exited status={KILLED_OTHER}" in lines, f"log: {log}"
     assert "init: hello exited status=0" in lines
+    assert result.status == 35, f"{result}; log: {log}"
 
 
 def test_an_exhausted_pool_is_reported_not_a_hang(boot):

@@ -1,10 +1,16 @@
-"""Bad input through the command line: one clear `error:` line, no traceback, non-zero exit."""
+"""The command line: bad input is one clear `error:` line with no traceback and a non-zero exit;
+Ctrl-C leaves no QEMU behind; `invoke test` and `invoke doctor` exit statuses."""
 from __future__ import annotations
 
 import os
+import queue
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -109,3 +115,126 @@ def test_the_chained_experiment_reports_redeliveries_and_exact_checksums():
     redelivered = int(next(line.split(":")[1] for line in output.splitlines()
                            if line.strip().startswith("redelivered:")))
     assert redelivered >= 3, output
+
+
+@pytest.mark.parametrize("args, words", [
+    (("snapshot", "save"), ("needs --name",)),
+    (("snapshot", "frob", "--name", "x"), ("unknown snapshot action 'frob'",)),
+])
+def test_a_snapshot_command_without_a_name_or_with_an_unknown_action_is_one_clear_error(args, words):
+    assert_one_clear_error(invoke(*args), *words)
+
+
+# -- Ctrl-C: no QEMU survives, the log is kept -----------------------------------
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            kids += [int(k) for k in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_ctrl_c_on_invoke_run_mid_boot_kills_qemu_exits_130_and_keeps_the_log(kernel_elf):
+    proc = subprocess.Popen([str(INVOKE), "run", "--kernel", str(kernel_elf), "--append", "heartbeat=100"],
+                            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines: "queue.Queue[str]" = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True)
+    reader.start()
+    qemu = None
+    output = []
+    try:
+        deadline = time.monotonic() + 60
+        while not any(line.startswith("heartbeat 1") for line in output):
+            assert time.monotonic() < deadline and proc.poll() is None, "".join(output)
+            try:
+                output.append(lines.get(timeout=1))
+            except queue.Empty:
+                pass
+        (qemu,) = [k for k in _children(proc.pid)
+                   if b"qemu-system-x86_64" in Path(f"/proc/{k}/cmdline").read_bytes()]
+        argv = Path(f"/proc/{qemu}/cmdline").read_bytes().decode().split("\0")
+        pidfile = Path(argv[argv.index("-pidfile") + 1])
+        log = pidfile.parent.parent / (pidfile.stem + ".log")       # build/logs/<run>.log
+
+        proc.send_signal(signal.SIGINT)
+        status = proc.wait(timeout=30)
+        reader.join(timeout=10)
+        while not lines.empty():
+            output.append(lines.get())
+        text = "".join(output)
+        assert status == 130, text
+        assert "interrupted" in text and "Traceback" not in text, text
+        deadline = time.monotonic() + 10
+        while _alive(qemu) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(qemu), f"QEMU {qemu} survived Ctrl-C of `invoke run`"
+        assert log.is_file() and "heartbeat 1" in log.read_text(), f"log {log} not kept"
+        assert f"serial log: {log}" in text, text
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if qemu is not None and _alive(qemu):
+            os.kill(qemu, signal.SIGKILL)
+
+
+# -- invoke test: arguments pass through, failures give a non-zero status ---------
+
+def test_invoke_test_passes_arguments_after_the_double_dash_and_propagates_pytest_failure(tmp_path):
+    module = tmp_path / "test_passthrough.py"
+    module.write_text("def test_selected():\n    pass\n\n\ndef test_fails():\n    assert False\n")
+    selected = invoke("test", "--", str(module), "-p", "no:cacheprovider", "-k", "selected")
+    assert selected.returncode == 0, selected.stdout + selected.stderr
+    assert "1 passed, 1 deselected" in selected.stdout, selected.stdout
+    failing = invoke("test", "--", str(module), "-p", "no:cacheprovider")
+    assert failing.returncode == 1, failing.stdout + failing.stderr    # pytest's own "tests failed"
+    assert "1 failed, 1 passed" in failing.stdout, failing.stdout
+    via_option = invoke("test", "--args", f"{module} -p no:cacheprovider -k fails")
+    assert via_option.returncode == 1 and "1 failed, 1 deselected" in via_option.stdout, via_option.stdout
+
+
+# -- invoke doctor: exit status 1 only when something required is missing ----------
+
+DOCTOR_TOOLS = ["qemu-system-x86_64", "qemu-img", "gcc", "as", "ld", "grub-mkrescue", "xorriso", "mformat"]
+OPTIONAL_TOOLS = ["gdb", "cpio"]
+
+
+def _path_with(tmp_path: Path, tools: list[str]) -> dict:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in tools:
+        found = shutil.which(tool)
+        if found is None:
+            pytest.skip(f"{tool} not installed (run ci/bootstrap)")
+        (bin_dir / tool).symlink_to(found)
+    return {**os.environ, "PATH": str(bin_dir)}
+
+
+def test_doctor_exits_0_when_only_optional_tools_are_missing(tmp_path):
+    proc = invoke("doctor", env=_path_with(tmp_path, DOCTOR_TOOLS))
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "MISSING" not in output, output
+    for tool in OPTIONAL_TOOLS:
+        assert re.search(rf"^absent +{tool} ", output, re.M), output
+    assert "apt-get install -y gdb" in output, output
+
+
+def test_doctor_exits_1_and_prints_the_install_command_when_qemu_is_missing(tmp_path):
+    proc = invoke("doctor", env=_path_with(tmp_path, [t for t in DOCTOR_TOOLS if t != "qemu-system-x86_64"]))
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1, output
+    assert re.search(r"^MISSING qemu-system-x86_64 ", output, re.M), output
+    assert "apt-get install -y qemu-system-x86" in output and "Traceback" not in output, output

@@ -119,7 +119,7 @@ def test_a_crash_is_reported_as_a_parse_error_too():
 
 # -- directives ---------------------------------------------------------------
 
-def test_skip_todo_and_xfail_directives():
+def test_skip_todo_and_xfail_directives_set_status_and_reason():
     result = recorded("directives.log")
     cases = {name: case for name, case in result.flatten()}
     assert cases["features.has_sse"].status is Status.PASS
@@ -152,7 +152,7 @@ def test_todo_and_xfail_are_not_failures():
     ("ok 1 - t", Status.PASS, ""),
     ("not ok 1 t # a plain comment", Status.FAIL, "a plain comment"),
 ])
-def test_result_line_forms(line, status, reason):
+def test_each_result_line_form_gives_its_status_and_reason(line, status, reason):
     case = parse(f"KTAP version 1\n1..1\n{line}\n").cases[0]
     assert (case.name, case.status, case.reason) == ("t", status, reason)
 

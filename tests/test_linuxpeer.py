@@ -34,7 +34,7 @@ PEER start bench=getpid iters=100
 """
 
 
-def test_parse_results_recorded_log():
+def test_result_lines_of_a_recorded_peer_log_parse_to_typed_fields():
     res = lp.parse_results(ICOUNT_LOG)
     assert set(res) == {"calib", "getpid", "signal", "alarm", "futex"}
     g = res["getpid"]
@@ -48,20 +48,20 @@ def test_parse_results_recorded_log():
     assert res["calib"]["min_tsc"] - res["calib"]["insns"] < 20
 
 
-def test_parse_results_tolerates_crlf_and_noise():
+def test_only_lines_starting_with_result_count_and_crlf_is_ignored():
     log = "junk RESULT name=x iters=1 tsc_per_iter=1 ns_per_iter=1\r\nRESULT name=y iters=3 tsc_per_iter=2.5 ns_per_iter=1e3\r\n"
     res = lp.parse_results(log)
     assert list(res) == ["y"]                    # only lines that start with RESULT
     assert res["y"]["ns_per_iter"] == 1000.0
 
 
-def test_parse_info():
+def test_info_lines_parse_to_key_value():
     info = lp.parse_info(ICOUNT_LOG)
     assert info["clocksource"] == "tsc-early"
     assert info["meltdown"] == "Not_affected"
 
 
-def test_results_from_log_icount_sets_instructions():
+def test_under_icount_a_result_is_instructions_and_under_tcg_cycles():
     res = lp.results_from_log(ICOUNT_LOG, icount=True, boot_seconds=2.0, log_path="x.log")
     g = res["getpid"]
     assert g.instructions == pytest.approx(322.006)
@@ -73,19 +73,19 @@ def test_results_from_log_icount_sets_instructions():
     assert tcg.instructions is None and tcg.tsc_cycles == pytest.approx(5037.641)
 
 
-def test_results_from_log_malformed():
+def test_a_result_line_without_its_figures_is_a_malformed_error():
     with pytest.raises(lp.LinuxPeerError, match="malformed"):
         lp.results_from_log("RESULT name=getpid iters=10\n", icount=True)
 
 
-def test_parse_errors():
+def test_a_linux_panic_or_error_line_is_reported():
     assert lp.parse_errors(ICOUNT_LOG) == []
     errs = lp.parse_errors(PANIC_LOG)
     assert errs and "Kernel panic" in errs[0]
     assert lp.parse_errors("ERROR name=futex msg=pthread_create\n") == ["ERROR name=futex msg=pthread_create"]
 
 
-def test_errors_are_revenant_errors():
+def test_peer_errors_are_revenant_errors_so_tasks_print_one_line():
     assert issubclass(lp.LinuxPeerError, RevenantError)
 
 
@@ -107,7 +107,7 @@ def _newc_members(data: bytes):
         out.append((name, f[1], filesize, f[9], f[10]))
 
 
-def test_write_newc_layout():
+def test_write_newc_lays_out_members_like_the_newc_format():
     data = lp.write_newc([("dev", 0o040755, b"", 0, 0), ("dev/console", 0o020600, b"", 5, 1),
                           ("init", 0o100755, b"\x7fELF" + b"x" * 5, 0, 0)])
     assert len(data) % 4 == 0
@@ -116,13 +116,13 @@ def test_write_newc_layout():
 
 
 @pytest.mark.skipif(not shutil.which("cpio"), reason="cpio not installed")
-def test_write_newc_readable_by_cpio():
+def test_write_newc_output_is_readable_by_cpio():
     data = lp.write_newc([("init", 0o100755, b"hello", 0, 0)])
     out = subprocess.run(["cpio", "-it", "--quiet"], input=data, capture_output=True)
     assert out.returncode == 0 and out.stdout.decode().split() == ["init"]
 
 
-def test_resolve_kernel_package_versioned_depends(monkeypatch):
+def test_the_kernel_package_is_resolved_from_versioned_depends_once(monkeypatch):
     calls = []
 
     def fake_run(cmd, what, timeout=600, cwd=None):
@@ -138,7 +138,7 @@ def test_resolve_kernel_package_versioned_depends(monkeypatch):
     assert len(calls) == 1                       # memoized
 
 
-def test_fetch_kernel_uses_cache_without_apt(monkeypatch, tmp_path):
+def test_a_cached_kernel_is_used_without_apt(monkeypatch, tmp_path):
     monkeypatch.delenv("REVENANT_LINUX_VMLINUZ", raising=False)
     monkeypatch.setattr(lp, "CACHE", tmp_path)
     monkeypatch.setattr(lp, "resolve_kernel_package", lambda: ("linux-image-6.1.0-56-cloud-amd64", "6.1.192-2"))
@@ -153,7 +153,7 @@ def test_fetch_kernel_uses_cache_without_apt(monkeypatch, tmp_path):
     assert lp.fetch_kernel() == cached
 
 
-def test_fetch_kernel_missing_apt_is_one_line_error(monkeypatch, tmp_path):
+def test_missing_apt_is_a_one_line_tool_missing_error(monkeypatch, tmp_path):
     monkeypatch.delenv("REVENANT_LINUX_VMLINUZ", raising=False)
     monkeypatch.setattr(lp, "CACHE", tmp_path)
     monkeypatch.setattr(lp, "_resolved", {})
@@ -163,7 +163,7 @@ def test_fetch_kernel_missing_apt_is_one_line_error(monkeypatch, tmp_path):
     assert "\n" not in str(exc.value) and "apt-cache" in str(exc.value)
 
 
-def test_unknown_bench_rejected():
+def test_an_unknown_bench_name_is_rejected():
     with pytest.raises(lp.LinuxPeerError, match="unknown"):
         lp.run_linux_benches(["nope"], 10, True)
 
@@ -181,7 +181,7 @@ def _have_kernel() -> bool:
            "the first run downloads a ~27 MB kernel package with apt-get; set REVENANT_NETWORK=1 to allow it",
 )
 @pytest.mark.skipif(not shutil.which("qemu-system-x86_64"), reason="qemu-system-x86_64 not installed")
-def test_real_getpid_bench_icount():
+def test_linux_getpid_under_icount_counts_a_plausible_number_of_instructions():
     r = lp.run_linux_bench("getpid", 2000, icount=True, timeout=180)
     assert r.name == "getpid" and r.icount and r.iters == 2000
     # Linux 6.1 getpid under TCG -cpu max is ~322 instructions; allow for other kernel builds

@@ -194,14 +194,14 @@ def wait_dead(pid: int, timeout: float = 5.0) -> bool:
 
 
 # ------------------------------------------------------------- image checks
-def test_missing_kernel_image(tmp_path, logs):
+def test_a_missing_kernel_image_is_a_one_line_error_before_qemu_starts(tmp_path, logs):
     with pytest.raises(KernelImageError) as info:
         Machine(cfg(tmp_path / "nope.elf", logs)).start()
     msg = str(info.value)
     assert "\n" not in msg and "does not exist" in msg and "nope.elf" in msg
 
 
-def test_random_bytes_are_not_an_elf(tmp_path, logs):
+def test_random_bytes_are_refused_as_not_an_elf(tmp_path, logs):
     bad = tmp_path / "random.elf"
     bad.write_bytes(os.urandom(4096))
     with pytest.raises(KernelImageError) as info:
@@ -209,7 +209,7 @@ def test_random_bytes_are_not_an_elf(tmp_path, logs):
     assert "\n" not in str(info.value) and "not an ELF" in str(info.value)
 
 
-def test_truncated_elf_is_corrupt(tmp_path, fake_kernel):
+def test_an_elf_truncated_anywhere_is_refused_as_corrupt(tmp_path, fake_kernel):
     data = fake_kernel.read_bytes()
     for cut in (40, 80, 4200):     # in the ELF header, in the program headers, in a segment
         bad = tmp_path / f"cut{cut}.elf"
@@ -220,7 +220,7 @@ def test_truncated_elf_is_corrupt(tmp_path, fake_kernel):
         assert "not an ELF" in str(info.value) or "truncated" in str(info.value), str(info.value)
 
 
-def test_wrong_class_and_machine(tmp_path, fake_kernel):
+def test_a_32_bit_or_non_x86_elf_is_refused(tmp_path, fake_kernel):
     data = bytearray(fake_kernel.read_bytes())
     elf32 = tmp_path / "c32.elf"
     elf32.write_bytes(bytes(data[:4]) + b"\x01" + bytes(data[5:]))
@@ -234,11 +234,11 @@ def test_wrong_class_and_machine(tmp_path, fake_kernel):
 
 
 @needs_kernel
-def test_real_kernel_image_passes_the_check():
+def test_the_real_kernel_image_passes_the_check():
     check_kernel_image(paths.KERNEL_ELF)
 
 
-def test_qemu_missing_from_path(monkeypatch, tmp_path, fake_kernel, logs):
+def test_no_qemu_on_path_is_a_one_line_error_with_the_install_hint(monkeypatch, tmp_path, fake_kernel, logs):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(ToolMissing) as info:
         Machine(cfg(fake_kernel, logs)).start()
@@ -248,7 +248,7 @@ def test_qemu_missing_from_path(monkeypatch, tmp_path, fake_kernel, logs):
 
 # ------------------------------------------------------------ boot verdicts
 @needs_qemu
-def test_poweroff_ok_and_log_kept(fake_kernel, logs):
+def test_a_clean_poweroff_is_exit_33_and_the_log_is_kept(fake_kernel, logs):
     with Machine(cfg(fake_kernel, logs, "ok")) as m:
         r = m.wait_poweroff(timeout=20)
     assert r.ok and r.status == 33
@@ -264,7 +264,7 @@ def test_poweroff_ok_and_log_kept(fake_kernel, logs):
     ("crash", "failure", "guest panic: fake kernel panic"),
     ("triple", "reset", "triple fault"),
 ])
-def test_failures_are_reported(fake_kernel, logs, append, kind, text):
+def test_exit_35_a_panic_and_a_triple_fault_are_failures_naming_the_log(fake_kernel, logs, append, kind, text):
     with Machine(cfg(fake_kernel, logs, append)) as m:
         with pytest.raises(GuestFailure) as info:
             m.wait_poweroff(timeout=20)
@@ -274,7 +274,7 @@ def test_failures_are_reported(fake_kernel, logs, append, kind, text):
 
 
 @needs_qemu
-def test_panic_report_is_symbolized_by_callback(fake_kernel, logs):
+def test_the_whole_panic_report_goes_through_the_symbolizer(fake_kernel, logs):
     c = cfg(fake_kernel, logs, "crash", symbolizer=lambda t: t.replace("#0 0x0000000000100000", "#0 pvh_start+0x0"))
     with Machine(c) as m:
         with pytest.raises(GuestFailure) as info:
@@ -284,7 +284,7 @@ def test_panic_report_is_symbolized_by_callback(fake_kernel, logs):
 
 
 @needs_qemu
-def test_second_banner_means_reset(fake_kernel, logs):
+def test_a_second_banner_is_an_unexpected_reset_and_qemu_is_gone(fake_kernel, logs):
     with Machine(cfg(fake_kernel, logs, "rebanner")) as m:
         with pytest.raises(GuestFailure, match="unexpected reset"):
             m.expect("never", timeout=20)
@@ -292,7 +292,7 @@ def test_second_banner_means_reset(fake_kernel, logs):
 
 
 @needs_qemu
-def test_idle_timeout_and_cleanup_on_exception(fake_kernel, logs):
+def test_an_idle_timeout_names_the_log_and_the_exception_kills_qemu(fake_kernel, logs):
     with pytest.raises(NoOutputTimeout) as info:
         with Machine(cfg(fake_kernel, logs, "silent")) as m:
             m.expect("revenant: ready", timeout=20)
@@ -303,7 +303,7 @@ def test_idle_timeout_and_cleanup_on_exception(fake_kernel, logs):
 
 
 @needs_qemu
-def test_keyboard_interrupt_kills_qemu(fake_kernel, logs):
+def test_a_keyboard_interrupt_in_the_with_block_kills_qemu(fake_kernel, logs):
     with pytest.raises(KeyboardInterrupt):
         with Machine(cfg(fake_kernel, logs, "silent")) as m:
             m.expect("revenant: ready", timeout=20)
@@ -325,7 +325,7 @@ ORPHAN_SCRIPT = textwrap.dedent("""
 
 @needs_qemu
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_qemu_dies_with_the_harness(fake_kernel, logs, sig):
+def test_qemu_dies_when_its_harness_is_killed_or_terminated(fake_kernel, logs, sig):
     proc = subprocess.Popen([sys.executable, "-c", ORPHAN_SCRIPT, str(fake_kernel), str(logs)],
                             stdout=subprocess.PIPE, text=True, cwd=paths.ROOT)
     try:
@@ -342,12 +342,13 @@ def test_qemu_dies_with_the_harness(fake_kernel, logs, sig):
 
 # --------------------------------------------------------------------- QMP
 @needs_qemu
-def test_qmp_smoke_on_paused_machine(fake_kernel, logs, tmp_path):
+def test_qmp_stop_cont_and_snapshot_jobs_with_their_errors_on_a_paused_machine(fake_kernel, logs, tmp_path):
     c = cfg(fake_kernel, logs, "heartbeat", qmp=True, paused=True, disk=tmp_path / "snap.qcow2")
     with Machine(c) as m:
         q = m.qmp
         assert q.status() == "prelaunch"
-        assert "fake" not in m.console.text()
+        m.drain_serial()
+        assert m.console.text() == "", "a paused (-S) machine printed something"
         q.cont()
         assert q.status() == "running"
         m.expect(HEARTBEAT, timeout=20)
@@ -372,13 +373,13 @@ def test_qmp_smoke_on_paused_machine(fake_kernel, logs, tmp_path):
 
 
 @needs_qemu
-def test_qmp_without_disk_gives_clear_error(fake_kernel, logs):
+def test_a_snapshot_without_a_qcow2_disk_is_a_clear_qmp_error(fake_kernel, logs):
     with Machine(cfg(fake_kernel, logs, "silent", qmp=True)) as m:
         with pytest.raises(QMPError, match="no qcow2 disk"):
             m.qmp.snapshot_save("x")
 
 
-def test_snapshot_cli_without_machine(tmp_path):
+def test_snapshot_functions_without_a_machine_say_nobody_is_listening(tmp_path):
     with pytest.raises(QMPError) as info:
         snapshot.list_snapshots(tmp_path / "qmp.sock")
     assert "no machine is listening" in str(info.value) and "invoke run --qmp" in str(info.value)
@@ -388,7 +389,7 @@ def test_snapshot_cli_without_machine(tmp_path):
 
 
 @needs_qemu
-def test_snapshot_cli_functions(fake_kernel, logs, tmp_path):
+def test_snapshot_save_replaces_load_resumes_and_delete_removes(fake_kernel, logs, tmp_path):
     sock = tmp_path / "qmp.sock"
     c = snapshot.snapshot_machine_config(kernel=fake_kernel, append="heartbeat", log_dir=logs,
                                          qmp_socket=sock, disk=tmp_path / "snap.qcow2")
@@ -411,7 +412,7 @@ def test_snapshot_cli_functions(fake_kernel, logs, tmp_path):
 # ---------------------------------------------------- the real kernel, end to end
 @needs_qemu
 @needs_kernel
-def test_real_kernel_poweroff(logs):
+def test_the_real_kernel_powers_off_with_status_33(logs):
     with Machine(MachineConfig(log_dir=logs, name="real")) as m:
         m.expect("revenant: ready", timeout=30)
         assert m.wait_poweroff(timeout=30).ok
@@ -419,7 +420,7 @@ def test_real_kernel_poweroff(logs):
 
 @needs_qemu
 @needs_kernel
-def test_real_kernel_panic_is_symbolized(logs):
+def test_the_real_kernels_panic_names_the_faulting_function(logs):
     with Machine(MachineConfig(append="crash=pagefault", log_dir=logs, name="real")) as m:
         with pytest.raises(GuestFailure) as info:
             m.wait_poweroff(timeout=30)
@@ -427,30 +428,41 @@ def test_real_kernel_panic_is_symbolized(logs):
     assert "crash_pagefault" in info.value.report       # toolchain.symbols did its job
 
 
+def last_beat(m: Machine) -> int:
+    """The last heartbeat of a stopped machine, once all its output is in."""
+    m.drain_serial()
+    beats = [int(x.group(1)) for x in map(HEARTBEAT.match, m.console.lines()) if x]
+    assert beats, f"no heartbeat yet; log: {m.log_path}"
+    return beats[-1]
+
+
 @needs_qemu
 @needs_kernel
-def test_real_kernel_snapshot_round_trip(logs, tmp_path):
-    """heartbeat 5 -> save s1 -> heartbeat 15 -> load s1 -> the counter goes back to ~6."""
+def test_the_real_kernels_heartbeat_resumes_at_exactly_the_saved_number_after_load(logs, tmp_path):
+    """stop at heartbeat S >= 5, save, run to S+10, load: the next beat is exactly S+1."""
     c = MachineConfig(append="heartbeat=50", log_dir=logs, name="snap", qmp=True, disk=tmp_path / "snap.qcow2")
     with Machine(c) as m:
         q = m.qmp                                     # connect before the guest gets far
         m.expect(re.compile(r"^heartbeat 5$"), timeout=30)
+        q.stop()
+        saved = last_beat(m)                          # QEMU's serial writes are synchronous: exact
         save = q.snapshot_save("s1")
-        saved_at = int(m.expect(HEARTBEAT, timeout=30).group(1))  # first beat after resume
-        m.expect(re.compile(r"^heartbeat 15$"), timeout=30)
+        assert q.status() == "paused"                 # was paused: stays paused
+        q.cont()
+        m.expect(re.compile(rf"^heartbeat {saved + 10}$"), timeout=30)
+        q.stop()
+        last_beat(m)
+        m.console.seek()                              # only the restored machine's lines from here
         load = q.snapshot_load("s1")
-        while True:                                   # skip beats printed before the stop
-            n = int(m.expect(HEARTBEAT, timeout=30).group(1))
-            if n < 15:
-                break
-        assert n == saved_at and 5 < n <= 8, (n, saved_at)
+        n = int(m.expect(HEARTBEAT, timeout=30).group(1))
+        assert n == saved + 1, f"saved at heartbeat {saved}, restored machine printed {n} next"
         print(f"\nsnapshot save job {save.job_ms:.1f} ms (total {save.total_ms:.1f}), "
               f"load job {load.job_ms:.1f} ms (total {load.total_ms:.1f})")
         q.snapshot_delete("s1")
 
 
 @needs_qemu
-def test_reap_stale_kills_orphans(fake_kernel, logs):
+def test_reap_stale_kills_a_qemu_whose_harness_is_gone(fake_kernel, logs):
     """A QEMU whose harness vanished (re-parented) is killed by the next Machine start."""
     run_dir = logs / "run"
     run_dir.mkdir(parents=True)

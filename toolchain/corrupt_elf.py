@@ -27,6 +27,8 @@ PF_X, PF_W = 1, 2
 USER_BASE = 0x400000
 USER_STACK_TOP = 0x00007FFFFFFF0000
 ACT_SEGMENT = 0x3FE00000
+# kernel/elf.h
+ELF_MAX_MEMSZ = 64 << 20
 
 
 class Image:
@@ -90,6 +92,17 @@ def _class32(img: Image) -> str:
 def _big_endian(img: Image) -> str:
     _ident(img, 5, 2)
     return "not little-endian"
+
+
+def _version(img: Image) -> str:
+    img.e_version = 2                       # EV_CURRENT is 1
+    return "unknown ELF version"
+
+
+def _huge_memsz(img: Image) -> str:
+    i = img.data_seg
+    img.ph[i][MEMSZ] = 1 << 40              # a length the loader must not trust
+    return f"segment {i} larger than {ELF_MAX_MEMSZ >> 20} MiB"
 
 
 def _machine(img: Image) -> str:
@@ -194,7 +207,8 @@ def _interp(img: Image) -> str:
 MUTATIONS: Dict[str, Callable[[Image], str]] = {
     "bad_magic": _bad_magic, "class32": _class32, "big_endian": _big_endian,
     "machine": _machine, "type": _type, "phentsize": _phentsize, "phoff": _phoff,
-    "phnum": _phnum, "offset": _offset, "filesz": _filesz, "kernel_half": _kernel_half,
+    "phnum": _phnum, "version": _version, "offset": _offset, "filesz": _filesz,
+    "huge_memsz": _huge_memsz, "kernel_half": _kernel_half,
     "below_base": _below_base, "wrap": _wrap, "overlap": _overlap, "act_area": _act_area,
     "stack": _stack, "wx": _wx, "entry": _entry, "noload": _noload, "interp": _interp,
 }

@@ -16,13 +16,14 @@
   ``reap_stale()`` kill orphans left by a harness that was SIGKILLed.
 
 No QMP connection, no sleeps and no polling on the plain boot path: waiting is a
-blocking read in the reader thread and ``threading.Event``/``Condition`` waits.
+blocking select/read in the reader thread and ``threading.Event``/``Condition`` waits.
 """
 from __future__ import annotations
 
 import atexit
 import itertools
 import os
+import select
 import shutil
 import signal
 import struct
@@ -288,6 +289,7 @@ class Machine:
         self._result: Optional[ExitResult] = None
         self._killed = False
         self._qmp: Optional["QMP"] = None
+        self._feed_lock = threading.Lock()
         self._log_file: Optional[IO[bytes]] = None
         self._stderr_file: Optional[IO[bytes]] = None
 
@@ -376,23 +378,28 @@ class Machine:
         try:
             while True:
                 try:
-                    data = os.read(fd, 65536)
-                except OSError:
+                    select.select([fd], [], [])       # wait without holding the feed lock
+                except (OSError, ValueError):
                     break
-                if not data:
-                    break
-                if log is not None:
+                with self._feed_lock:                 # read and feed are one step for drain_serial()
                     try:
-                        log.write(data)
-                    except (OSError, ValueError):
-                        pass
-                self.console.feed(data)
-                if echo is not None:
-                    try:
-                        echo.write(data.decode("utf-8", "replace"))
-                        echo.flush()
-                    except (OSError, ValueError):
-                        pass
+                        data = os.read(fd, 65536)
+                    except OSError:
+                        break
+                    if not data:
+                        break
+                    if log is not None:
+                        try:
+                            log.write(data)
+                        except (OSError, ValueError):
+                            pass
+                    self.console.feed(data)
+                    if echo is not None:
+                        try:
+                            echo.write(data.decode("utf-8", "replace"))
+                            echo.flush()
+                        except (OSError, ValueError):
+                            pass
         finally:
             status = proc.wait()
             quit_requested = self._qmp is not None and self._qmp.quit_requested
@@ -475,6 +482,36 @@ class Machine:
                 f"QEMU still running after {timeout:g} s (machine {self.config.name})"), log_path=self.log_path)
         assert self._result is not None
         return self._result
+
+    def drain_serial(self, timeout: float = 10.0) -> None:
+        """Return once every byte QEMU has written to the serial pipe is in ``console``.
+
+        Meant for a stopped guest (QMP ``stop``, or ``paused``): QEMU's serial
+        writes are synchronous, so after ``stop`` the pipe holds all of the guest's
+        output; once the pipe is empty while the reader is not between its
+        ``read`` and its ``feed`` (both happen under one lock), the console has
+        every line.  Exact, not a wait-for-quiet heuristic.
+        """
+        import fcntl
+        import termios
+        if self.proc is None or self.proc.stdout is None:
+            raise RevenantError("machine not started")
+        fd = self.proc.stdout.fileno()
+        buf = bytearray(4)
+        deadline = time.monotonic() + timeout
+        while not self._done.is_set():
+            with self._feed_lock:                 # the reader is not between read() and feed()
+                try:
+                    fcntl.ioctl(fd, termios.FIONREAD, buf)
+                except OSError:
+                    return                        # pipe closed: the reader is done with it
+                if int.from_bytes(buf, sys.byteorder) == 0:
+                    return
+            if time.monotonic() > deadline:
+                raise OverallTimeout(self.console.describe(
+                    f"serial output still arriving after {timeout:g} s (is the guest stopped?)"),
+                    log_path=self.log_path)
+            time.sleep(0.005)
 
     def wait_poweroff(self, timeout: float = 30.0, idle_timeout: Optional[float] = None) -> ExitResult:
         """Wait for a clean poweroff (exit 33); ``GuestFailure`` for panic/reset/other status."""

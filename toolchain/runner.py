@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from . import paths
 from .console import ExitResult
 from .errors import GuestFailure, RevenantError
 from .machine import Machine, MachineConfig
@@ -46,12 +45,17 @@ def run_interactive(append: str = "", qmp: bool = False, disk: Optional[str] = N
             print(f"QMP socket: {machine.qmp_socket} (try `invoke snapshot save --name NAME`)",
                   file=sys.stderr)
         deadline = time.monotonic() + timeout if timeout > 0 else None
-        while machine.running:
-            if deadline is not None and time.monotonic() > deadline:
-                machine.kill()
-                raise RevenantError(f"guest still running after {timeout:g} s; stopped it "
-                                    f"(log: {machine.log_path})")
-            time.sleep(0.05)
+        try:
+            while machine.running:
+                if deadline is not None and time.monotonic() > deadline:
+                    machine.kill()
+                    raise RevenantError(f"guest still running after {timeout:g} s; stopped it "
+                                        f"(log: {machine.log_path})")
+                time.sleep(0.05)
+        except KeyboardInterrupt:
+            machine.kill()
+            print(f"\nserial log: {machine.log_path}", file=sys.stderr)
+            raise
         result = machine.wait(timeout=5)
         _report_failure(machine)
         print(f"serial log: {machine.log_path}", file=sys.stderr)
