@@ -93,27 +93,33 @@ def debug(c, append="", port=1234):
 
 
 @task(
+    positional=["action", "name"],
     help={
         "action": "save | load | list | delete",
-        "name": "snapshot tag",
+        "name": "snapshot tag; for list, a glob or `all`",
         "socket": "QMP socket of a machine started by `invoke run --qmp`",
     }
 )
 @_clean_errors
-def snapshot(c, action, name="", socket=""):
-    """QEMU snapshots of a machine started by `invoke run --qmp`."""
+def snapshot(c, action, name, socket=""):
+    """QEMU snapshots of a machine started by `invoke run --qmp`: snapshot save|load|delete NAME, snapshot list all."""
+    import dataclasses
+    import fnmatch
+
     from toolchain import snapshot as snap
     from toolchain.errors import RevenantError
 
     sock = socket or None
     if action == "list":
-        print(snap.format_list(snap.list_snapshots(sock)))
+        listing = snap.list_snapshots(sock)
+        if name not in ("all", "*"):
+            listing = dataclasses.replace(
+                listing, snapshots=[s for s in listing.snapshots if fnmatch.fnmatch(s.name, name)])
+        print(snap.format_list(listing))
         return
     operations = {"save": snap.save, "load": snap.load, "delete": snap.delete}
     if action not in operations:
         raise RevenantError(f"unknown snapshot action {action!r}: use save, load, list or delete")
-    if not name:
-        raise RevenantError(f"`invoke snapshot {action}` needs --name NAME")
     op = operations[action](name, sock)
     print(f"{op.op} {op.name}: {op.ms:.1f} ms (with stop/cont {op.total_ms:.1f} ms), "
           f"machine {op.status_after}")

@@ -279,3 +279,21 @@ def test_bench_null_prints_a_result_line_the_peer_parser_reads(run):
     assert getpid["iters"] == 20000
     assert getpid["tsc_per_iter"] > 0 and getpid["ns_per_iter"] > 0
     assert r.status == EXIT_OK
+
+
+def test_writing_kernel_text_or_the_direct_map_kills_the_writer_and_the_kernel_goes_on(run):
+    kernel_text, direct_map = 0xFFFFFFFF80100000, 0xFFFF800000100000
+    r = run(f"run=peek:{kernel_text:#x}:write,peek:{direct_map:#x}:write,hello,badptr")
+    r.assert_sane()
+    writers = r.env_ids("peek")
+    kills = r.kills()
+    assert len(writers) == 2, r.where()
+    for env, addr in zip(writers, (kernel_text, direct_map)):
+        kill = kills.get(env)
+        assert kill is not None, f"env {env} wrote {addr:#x} and was not killed; {r.where()}"
+        assert kill.vector == 14 and kill.addr == addr, kill
+        assert kill.function() == "scribble", f"rip {kill.rip:#x}; {r.where()}"
+    assert not r.matching(r"^peek: FAIL"), r.where()
+    # The kernel still works after the attempts: later programs run and pass.
+    assert r.has("init: hello exited status=0") and r.has("init: badptr exited status=0"), r.where()
+    assert r.has("init: all done (2 failed)")

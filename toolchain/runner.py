@@ -42,7 +42,7 @@ def run_interactive(append: str = "", qmp: bool = False, disk: Optional[str] = N
     cfg = interactive_config(append, qmp, disk, kvm, iso, kernel)
     with Machine(cfg) as machine:
         if qmp:
-            print(f"QMP socket: {machine.qmp_socket} (try `invoke snapshot save --name NAME`)",
+            print(f"QMP socket: {machine.qmp_socket} (try `invoke snapshot save NAME`)",
                   file=sys.stderr)
         deadline = time.monotonic() + timeout if timeout > 0 else None
         try:
