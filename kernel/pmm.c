@@ -1,24 +1,28 @@
 // The physical frame allocator.
 //
-// A LIFO free list threaded through the free frames themselves (reached
-// through the direct map), as in xv6's kalloc: O(1) both ways and no
-// metadata to size up front. The frames the boot loader's map calls usable
-// are added one by one, except:
+// A bitmap with one bit per frame of the direct map (set = free), searched
+// from a moving hint. Not xv6's free list threaded through the frames: that
+// writes every free page at boot, and a page the kernel has written is a
+// page every QEMU snapshot must save and every checkpoint must consider
+// (128 MiB of RAM took ~2 s to snapshot instead of ~25 ms) and that TCG
+// must fault in at boot. The bitmap costs 128 KiB of .bss for 4 GiB and
+// touches no free frame until it is handed out.
+// The frames the boot loader's map calls usable are free, except:
 //   - the low 1 MiB: real-mode leftovers, the PVH start info, the BIOS area;
 //   - the kernel image, which holds the boot page tables and stacks;
 //   - anything beyond the direct map, which the kernel could not reach.
 // Boot information itself is copied out by bootinfo_parse before this runs.
+#include "bitmap.h"
 #include "memlayout.h"
 #include "panic.h"
 #include "pmm.h"
 
 #define LOW_RESERVED 0x100000UL
+#define NFRAMES      (DIRECT_MAP_SIZE / PAGE_SIZE)
+#define NWORDS       BITMAP_WORDS(NFRAMES)
 
-struct free_frame {
-    struct free_frame *next;
-};
-
-static struct free_frame *free_list;
+static uint64_t free_map[NWORDS];      // bit n set: frame n is free
+static uint64_t hint;                  // word to start the next search at
 static uint64_t nfree, ntotal;
 // Bounds of what pmm_free accepts, to catch wild frees early.
 static uint64_t lowest = ~0UL, highest;
@@ -37,11 +41,9 @@ static uint64_t align_up(uint64_t x)
     return (x + PAGE_SIZE - 1) & ~(uint64_t)(PAGE_SIZE - 1);
 }
 
-static void push(uint64_t pa)
+static void mark_free(uint64_t pa)
 {
-    struct free_frame *f = P2V(pa);
-    f->next = free_list;
-    free_list = f;
+    bitmap_set(free_map, pa / PAGE_SIZE);
     nfree++;
 }
 
@@ -62,7 +64,7 @@ static void add_region(uint64_t base, uint64_t length)
     for (uint64_t pa = start; pa < end; pa += PAGE_SIZE) {
         if (reserved(pa))
             continue;
-        push(pa);
+        mark_free(pa);
         ntotal++;
         if (pa < lowest)
             lowest = pa;
@@ -78,25 +80,43 @@ void pmm_init(const struct memmap *mm)
             add_region(mm->region[i].base, mm->region[i].length);
 }
 
+// The first word with a free frame, searching from the hint and wrapping.
+static int64_t word_with_free_frame(void)
+{
+    for (uint64_t i = 0; i < NWORDS; i++) {
+        uint64_t w = (hint + i) % NWORDS;
+        if (free_map[w])
+            return (int64_t)w;
+    }
+    return -1;
+}
+
 uint64_t pmm_alloc(void)
 {
-    struct free_frame *f = free_list;
-    if (!f)
+    if (nfree == 0)
         return 0;
-    free_list = f->next;
+    int64_t w = word_with_free_frame();
+    if (w < 0)
+        panic("pmm: %lu frames counted free, none in the bitmap", nfree);
+    uint64_t frame = (uint64_t)w * 64 + (uint64_t)__builtin_ctzll(free_map[w]);
+    bitmap_clear(free_map, frame);
+    hint = (uint64_t)w;
     nfree--;
-    fill_page(f, 0);
-    return V2P(f);
+    uint64_t pa = frame * PAGE_SIZE;
+    fill_page(P2V(pa), 0);
+    return pa;
 }
 
 void pmm_free(uint64_t pa)
 {
     if ((pa & (PAGE_SIZE - 1)) || pa < lowest || pa >= highest || reserved(pa))
         panic("pmm_free: bad frame 0x%lx", pa);
+    if (bitmap_test(free_map, pa / PAGE_SIZE))
+        panic("pmm_free: frame 0x%lx freed twice", pa);
     // Poison the frame so a use after free shows up as garbage, not as
     // plausible stale data.
     fill_page(P2V(pa), 0x6b6b6b6b6b6b6b6bUL);
-    push(pa);
+    mark_free(pa);
 }
 
 uint64_t pmm_free_count(void)
