@@ -255,7 +255,14 @@ static void kill_hostile_record(struct env *e, uint32_t i, const char *field, ui
 
 bool act_settle(struct vproc *v)
 {
-    if (act_in_restore(v->tf.rip))
+    // A syscall frame's rip is the instruction *after* `syscall`: a program
+    // whose own code ends at ACT_RESTORE - 2 with a syscall would look as if
+    // it entered from inside the sequence, and the record would never be
+    // freed. Judge the syscall instruction itself (the sequence holds none).
+    uint64_t at = v->tf.rip;
+    if (v->tf.vector == VEC_SYSCALL)
+        at -= 2;
+    if (act_in_restore(at))
         return true;
     struct act_env *a = v->env->act;
     act_pool_free(&a->pool, (uint32_t)v->act_resuming);

@@ -6,6 +6,7 @@
 // An environment's memory is freed when it ends; a zombie keeps only its
 // struct env (id, name, status) until its parent reaps it with wait().
 // Orphans are reaped by nobody: they are freed as soon as they end.
+#include <limits.h>
 #include "abi.h"
 #include "activation.h"
 #include "cpu.h"
@@ -117,6 +118,11 @@ static int load(struct env *e, const uint8_t *image, uint64_t len, int argc,
 int env_spawn(const char *name, const uint8_t *image, uint64_t len, int argc,
               char *const argv[], int parent_id)
 {
+    // Ids are never reused (a stale id in a parent field or a wait must not
+    // name a newcomer); once they run out, spawn says -ENOMEM rather than
+    // overflow into 0 (no parent) or -1 (wait's "any child").
+    if (next_id == INT_MAX)
+        return -ENOMEM;
     int slot = free_slot();
     if (slot < 0 || argc < 0)
         return slot < 0 ? -ENOMEM : -EINVAL;

@@ -229,7 +229,9 @@ void syscall_dispatch(struct trapframe *tf)
     struct cpu *c = mycpu();
     struct vproc *v = c->vproc;
     // An activation record whose restore completed is freed at the next
-    // kernel entry; a syscall never comes from inside the restore sequence.
+    // kernel entry. The restore sequence holds no syscall instruction, so
+    // act_settle judges a syscall frame by rip - 2, never by rip (which is
+    // ACT_RESTORE for a syscall in the last two bytes before the sequence).
     if (__builtin_expect(v->act_resuming != ACT_NONE, 0))
         act_settle(v);
     uint64_t nr = tf->rax;

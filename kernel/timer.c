@@ -78,11 +78,13 @@ static void calibrate(uint32_t *lapic_per_ms)
     tsc_per_ms = (longer.tsc - shorter.tsc) / span;
 }
 
-void timer_init(unsigned want_hz)
+void timer_init(unsigned long want_hz)
 {
+    // Judged as the full unsigned long the command line gave: narrowed
+    // first, hz=4294967297 would have become a 1 Hz tick.
     if (want_hz == 0 || want_hz > 1000000)   // 1 MHz: a tick every ~1000 instructions under icount
         want_hz = 100;
-    hz = want_hz;
+    hz = (unsigned)want_hz;
     uint32_t lapic_per_ms;
     calibrate(&lapic_per_ms);
     if (tsc_per_ms == 0)

@@ -2,7 +2,7 @@
 #define TIMER_H
 #include <stdint.h>
 // Calibrate the clocks and start the periodic tick at `hz` per second.
-void timer_init(unsigned hz);
+void timer_init(unsigned long hz);     // 0 or above 1 MHz: 100
 // Called from trap() on every tick.
 void timer_tick(void);
 // Ticks taken so far: a count of interrupts, not a clock (late ticks are

@@ -3,6 +3,8 @@
 #include "abi.h"
 #include "activation.h"
 #include "bitmap.h"
+#include "env.h"
+#include "sched.h"
 #include "gdt.h"
 #include "ktest.h"
 #include "memlayout.h"
@@ -155,6 +157,39 @@ static void restore_code_cannot_make_a_syscall(struct ktest *t)
     KEXPECT_EQ(t, act_restore_code[len - 1], 0xc3);     // ends with ret
 }
 
+// A syscall whose instruction ends right at ACT_RESTORE (a program segment
+// may end there) enters with rip == ACT_RESTORE, yet it ran outside the
+// sequence: the record being resumed must be freed, not kept forever. An
+// interrupt at the same rip really did cut the restore short.
+static void settle_judges_the_syscall_instruction(struct ktest *t)
+{
+    static struct vproc v;
+    static struct env e;
+    static struct act_header header;
+    static struct {
+        struct act_env a;
+        uint64_t bits[1];
+    } s;
+    act_pool_init(&s.a.pool, s.a.bits, 4);
+    s.a.header = &header;
+    e.act = &s.a;
+    v.env = &e;
+
+    KEXPECT_EQ(t, act_pool_alloc(&s.a.pool), 0);
+    v.act_resuming = 0;
+    v.tf.rip = ACT_RESTORE;
+    v.tf.vector = T_TIMER;
+    KEXPECT_TRUE(t, act_settle(&v));                 // cut short: still resuming
+    KEXPECT_EQ(t, v.act_resuming, 0);
+    KEXPECT_TRUE(t, act_pool_in_use(&s.a.pool, 0));
+
+    v.tf.vector = VEC_SYSCALL;
+    KEXPECT_FALSE(t, act_settle(&v));                // the syscall at ACT_RESTORE - 2
+    KEXPECT_EQ(t, v.act_resuming, ACT_NONE);
+    KEXPECT_FALSE(t, act_pool_in_use(&s.a.pool, 0));
+    KEXPECT_EQ(t, s.a.pool.nfree, 4);
+}
+
 KTEST_SUITE(activation,
             KTEST_CASE(a_good_record_is_accepted),
             KTEST_CASE(each_forged_field_is_named),
@@ -163,4 +198,5 @@ KTEST_SUITE(activation,
             KTEST_CASE(pool_allocates_every_record_once),
             KTEST_CASE(pool_free_accounting),
             KTEST_CASE(restore_range_predicate),
-            KTEST_CASE(restore_code_cannot_make_a_syscall));
+            KTEST_CASE(restore_code_cannot_make_a_syscall),
+            KTEST_CASE(settle_judges_the_syscall_instruction));

@@ -1,0 +1,127 @@
+// attack_x:<how>: hostile programs for the security review (tests/test_attacks.py).
+// Each mode attacks the kernel's trust boundary; the kernel must answer with
+// an error or kill only this program. Modes that expect to survive print
+// "attack_x: ok <how>" and exit 0.
+#include <revenant.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *how = "";
+static uint8_t ustack[8192] __attribute__((aligned(16)));
+
+static volatile struct act_header *hdr(void) { return (volatile struct act_header *)ACT_SEGMENT; }
+
+static void spin_forever(void)
+{
+    for (volatile unsigned long i = 0;; i++)
+        ;
+}
+
+// syscall with TF set: the single-step trap must land in user mode (or not at
+// all), never in the kernel.
+static void tf_syscall(void)
+{
+    long r;
+    asm volatile("movq %1, %%rax\n\t"
+                 "pushfq\n\t"
+                 "orq $0x100, (%%rsp)\n\t"
+                 "popfq\n\t"
+                 "syscall\n\t"
+                 "pushfq\n\t"
+                 "andq $~0x100, (%%rsp)\n\t"
+                 "popfq\n\t"
+                 : "=a"(r) : "i"(SYS_getpid) : "rcx", "r11", "memory");
+    printf("attack_x: tf survived getpid=%ld\n", r);
+}
+
+static void __attribute__((noreturn, used)) on_upcall(void)
+{
+    sys_exit(7);
+}
+
+int main(int argc, char **argv)
+{
+    how = argc > 1 ? argv[1] : "";
+    if (!strcmp(how, "tf")) {
+        tf_syscall();
+        return 0;
+    }
+    if (!strcmp(how, "bomb")) {
+        // Spawn ourselves until the kernel says no; never wait.
+        char *args[] = { "attack_x", "bomb", 0 };
+        long n = 0, r;
+        while ((r = sys_spawn("attack_x", args, 2)) > 0)
+            n++;
+        return 0;
+    }
+    if (!strcmp(how, "zombies")) {
+        char *args[] = { "exit3", 0 };
+        long n = 0, r;
+        while ((r = sys_spawn("exit3", args, 1)) > 0)
+            n++;
+        printf("attack_x: zombies %ld then %s\n", n, errno_name(r));
+        return 0;   // never waited: our zombies must be freed with us
+    }
+    if (!strcmp(how, "oom")) {
+        unsigned long va = 0x100000000UL, got = 0;
+        for (unsigned long len = 1UL << 30; len >= 4096; len /= 2)
+            while (sys_map(va, len, PROT_READ | PROT_WRITE) == 0)
+                va += len, got += len;
+        char *args[] = { "hello", 0 };
+        long r = sys_spawn("hello", args, 1);
+        printf("attack_x: oom mapped %lu KiB, spawn=%s\n", got >> 10, r < 0 ? errno_name(r) : "ok");
+        return 0;
+    }
+    if (!strcmp(how, "tables")) {
+        // Map and unmap one page in many 2 MiB regions: page tables pile up.
+        unsigned long n = 0;
+        for (unsigned long va = 0x100000000UL; n < 100000; va += 0x200000UL, n++) {
+            if (sys_map(va, 4096, PROT_READ) < 0)
+                break;
+            sys_unmap(va, 4096);
+        }
+        printf("attack_x: tables %lu\n", n);
+        return 0;
+    }
+    if (!strcmp(how, "stack_unmapped") || !strcmp(how, "stack_restore") ||
+        !strcmp(how, "stack_segment") || !strcmp(how, "entry_restore") ||
+        !strcmp(how, "entry_unmapped")) {
+        uint64_t stack = (uint64_t)(ustack + sizeof(ustack)), entry = (uint64_t)on_upcall;
+        if (!strcmp(how, "stack_unmapped")) stack = 0x50000000UL;
+        if (!strcmp(how, "stack_restore")) stack = ACT_RESTORE + 4096;
+        if (!strcmp(how, "stack_segment")) stack = ACT_SEGMENT + 4096 + 256 * 2;
+        if (!strcmp(how, "entry_restore")) entry = ACT_RESTORE;
+        if (!strcmp(how, "entry_unmapped")) entry = 0x50000000UL;
+        hdr()->upcall_stack = stack;
+        hdr()->entry[ACT_PREEMPTED] = entry;
+        spin_forever();
+    }
+    if (!strcmp(how, "unmap_act")) {
+        long a = sys_unmap(ACT_SEGMENT, 4096), b = sys_unmap(ACT_RESTORE, 4096);
+        long c = sys_map(ACT_RESTORE - 4096, 8192, PROT_READ);
+        long d = sys_unmap(USER_BASE, 0x7ff000000000UL);
+        printf("attack_x: unmap_act %ld %ld %ld %ld\n", a, b, c, d);
+        return a == -EINVAL && b == -EINVAL && c == -EINVAL && d == -EINVAL ? 0 : 1;
+    }
+    if (!strcmp(how, "yield")) {
+        for (;;)
+            sys_yield();
+    }
+    if (!strcmp(how, "sleep")) {
+        sys_sleep_until(~0UL);
+        return 1;
+    }
+    if (!strcmp(how, "write")) {
+        // The biggest write there is, from the stack area: all at once with interrupts off.
+        sys_map(0x100000000UL, 1 << 20, PROT_READ | PROT_WRITE);
+        memset((void *)0x100000000UL, 'x', 1 << 20);
+        long t0 = sys_clock_ns();
+        sys_write(1, (void *)0x100000000UL, 1 << 20);
+        printf("\nattack_x: write took %ld ms\n", (sys_clock_ns() - t0) / 1000000);
+        return 0;
+    }
+    printf("attack_x: unknown mode %s\n", how);
+    return 1;
+}
