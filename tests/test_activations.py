@@ -13,69 +13,19 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
-from typing import Dict, List, Optional
+from typing import Dict
 
 import pytest
+
+from toolchain.runlog import EXIT_OK, RunLog
 
 pytestmark = pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None,
                                 reason="qemu-system-x86_64 not installed (run ci/bootstrap)")
 
-EXIT_OK, EXIT_FAIL = 33, 35
 STATUS_KILLED_OTHER = 512       # kernel/abi.h: killed for anything but a CPU exception
-ICOUNT = ["-icount", "shift=0"]  # one guest instruction = 1 ns: the tick is deterministic
 STATS = re.compile(r"^act: env (\d+) \((\S+)\) stats (.*)$")
 
 
-class Run:
-    """A finished boot: its serial lines, how QEMU exited, how long it took."""
-
-    def __init__(self, machine, timeout: float) -> None:
-        t0 = time.monotonic()
-        self.result = machine.wait(timeout)
-        self.seconds = time.monotonic() - t0
-        self.lines: List[str] = [line.rstrip("\r") for line in machine.console.lines()]
-        self.log = machine.log_path
-
-    @property
-    def status(self) -> Optional[int]:
-        return self.result.status
-
-    def has(self, line: str) -> bool:
-        return line in self.lines
-
-    def matching(self, pattern: str) -> List[re.Match]:
-        rx = re.compile(pattern)
-        return [m for m in map(rx.match, self.lines) if m]
-
-    def env_id(self, prog: str) -> int:
-        found = self.matching(rf"^init: {re.escape(prog)} is env (\d+)$")
-        assert found, f"init did not start {prog}; log: {self.log}"
-        return int(found[0].group(1))
-
-    def fields(self, pattern: str) -> Dict[str, int]:
-        """key=value pairs (integers) of the first line matching `pattern`."""
-        found = self.matching(pattern)
-        assert found, f"no line matching {pattern!r}; log: {self.log}"
-        return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", found[0].string)}
-
-    def kernel_stats(self, env: int) -> Dict[str, int]:
-        return self.fields(rf"^act: env {env} \(\S+\) stats ")
-
-    def assert_sane(self) -> None:
-        """No panic, init finished, the machine powered off normally."""
-        assert not any(line.startswith("PANIC:") for line in self.lines), f"kernel panic; log: {self.log}"
-        assert self.matching(r"^init: all done \(\d+ failed\)$"), f"init did not finish; log: {self.log}"
-        assert self.status in (EXIT_OK, EXIT_FAIL), f"QEMU: {self.result}; log: {self.log}"
-
-
-@pytest.fixture
-def run(boot):
-    """``run(append, timeout=30, icount=False) -> Run``."""
-    def start(append: str, timeout: float = 30.0, icount: bool = False) -> Run:
-        machine = boot(append, timeout=timeout + 10, extra_args=ICOUNT if icount else [])
-        return Run(machine, timeout)
-    return start
 
 
 # ------------------------------------------------------------------ fairness
@@ -133,7 +83,7 @@ LEAK_HZ = 100_000
 LEAK_PREEMPTIONS = 1_000_000
 
 
-def stress_results(r: Run) -> Dict[int, str]:
+def stress_results(r: RunLog) -> Dict[int, str]:
     return {int(m.group(1)): m.group(2) for m in r.matching(r"^stress: thread (\d+) (ok|FAIL)\b")}
 
 

@@ -9,95 +9,22 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import shutil
 import warnings
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Dict, List, Optional
 
 import pytest
 
 from toolchain import corrupt_elf, paths
 from toolchain.linuxpeer import parse_results
-from toolchain.symbols import symbolizer
+from toolchain.runlog import EXIT_FAIL, EXIT_OK
 from toolchain.userbuild import CORRUPT_BASE
 
 pytestmark = pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None,
                                 reason="qemu-system-x86_64 not installed (run ci/bootstrap)")
 
 USER = paths.BUILD / "user"
-EXIT_OK, EXIT_FAIL = 33, 35
 KILLED_BASE = 256           # kernel/abi.h STATUS_KILLED(vector) = 256 + vector
 
-KILLED = re.compile(r"^env (\d+) \((\S+)\) killed: (.+) \(vector (\d+)\) rip=0x([0-9a-f]{16}) "
-                    r"addr=0x([0-9a-f]{16}) err=0x([0-9a-f]+)$")
-
-
-@dataclass
-class Kill:
-    env: int
-    name: str
-    exception: str
-    vector: int
-    rip: int
-    addr: int
-
-    def function(self) -> Optional[str]:
-        """The function of build/user/<name>.elf that rip falls in."""
-        return symbolizer(USER / f"{self.name}.elf").lookup(self.rip).function
-
-
-class Run:
-    """A finished boot: the serial lines and how QEMU exited."""
-
-    def __init__(self, machine, timeout: float) -> None:
-        self.result = machine.wait(timeout)
-        self.lines: List[str] = [line.rstrip("\r") for line in machine.console.lines()]
-        self.log = machine.log_path
-
-    @property
-    def status(self) -> Optional[int]:
-        return self.result.status
-
-    def has(self, line: str) -> bool:
-        return line in self.lines
-
-    def matching(self, pattern: str) -> List[re.Match]:
-        rx = re.compile(pattern)
-        return [m for m in map(rx.match, self.lines) if m]
-
-    def env_ids(self, prog: str) -> List[int]:
-        """Env ids init gave `prog`, in spawn order."""
-        return [int(m.group(1)) for m in self.matching(rf"^init: {re.escape(prog)} is env (\d+)$")]
-
-    def exit_status(self, env: int) -> Optional[int]:
-        found = self.matching(rf"^env {env} \(\S+\) exited status=(\d+)$")
-        return int(found[0].group(1)) if found else None
-
-    def kills(self) -> Dict[int, Kill]:
-        out = {}
-        for m in self.matching(KILLED.pattern):
-            out[int(m.group(1))] = Kill(int(m.group(1)), m.group(2), m.group(3), int(m.group(4)),
-                                        int(m.group(5), 16), int(m.group(6), 16))
-        return out
-
-    def assert_sane(self) -> None:
-        """No panic, no reset, init finished and powered off."""
-        assert not any(line.startswith("PANIC:") for line in self.lines), f"kernel panic; log: {self.log}"
-        assert self.status in (EXIT_OK, EXIT_FAIL), f"QEMU: {self.result}; log: {self.log}"
-        assert self.matching(r"^init: all done \(\d+ failed\)$"), f"init did not finish; log: {self.log}"
-
-    def where(self) -> str:
-        return f"log: {self.log}"
-
-
-@pytest.fixture
-def run(boot):
-    """``run("run=hello", timeout=30) -> Run``: boot, wait for poweroff, collect the log."""
-    def start(append: str, timeout: float = 30.0) -> Run:
-        return Run(boot(append, timeout=timeout + 10), timeout)
-    return start
 
 
 # --------------------------------------------------------------------- basics

@@ -470,6 +470,20 @@ def boot(request: pytest.FixtureRequest, kernel_elf: Path) -> Iterator[Callable[
 
 
 @pytest.fixture
+def run(boot: Callable[..., Any]) -> Callable[..., Any]:
+    """``run(append, timeout=30, icount=False, **config) -> RunLog``: boot init with programs,
+    wait for the machine to end, and read back its serial lines (toolchain.runlog).
+    ``icount`` runs under ``-icount shift=0`` so the tick is a fixed number of guest instructions."""
+    from .runlog import RunLog
+
+    def start(append: str, timeout: float = 30.0, icount: bool = False, **config: Any) -> RunLog:
+        if icount:
+            config["extra_args"] = list(config.get("extra_args", [])) + ["-icount", "shift=0"]
+        return RunLog(boot(append, timeout=timeout + 10, **config), timeout)
+    return start
+
+
+@pytest.fixture
 def ktap_run(pytestconfig: pytest.Config) -> Callable[..., KtapRun]:
     """Factory: ``ktap_run(append, timeout=120) -> KtapRun`` (one boot per command line and session)."""
     def run(append: str, timeout: float = DEFAULT_TIMEOUT) -> KtapRun:
