@@ -23,7 +23,6 @@ pytestmark = pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None,
                                 reason="qemu-system-x86_64 not installed (run ci/bootstrap)")
 
 STATUS_KILLED_OTHER = 512       # kernel/abi.h: killed for anything but a CPU exception
-STATS = re.compile(r"^act: env (\d+) \((\S+)\) stats (.*)$")
 
 
 
