@@ -11,7 +11,6 @@ On a failure the plugin appends the last serial lines and the log path.
 """
 from __future__ import annotations
 
-import re
 import shutil
 from typing import Dict
 
