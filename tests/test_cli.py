@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from toolchain.paths import KERNEL_ELF, ROOT
+from toolchain.paths import ROOT
 
 INVOKE = Path(sys.executable).with_name("invoke")
 

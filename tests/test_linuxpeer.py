@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from toolchain import linuxpeer as lp
-from toolchain.errors import GuestFailure, RevenantError, ToolMissing
+from toolchain.errors import RevenantError, ToolMissing
 
 # Recorded from a real `-icount shift=0` run (Debian 6.1.0-56-cloud-amd64, QEMU 7.2 TCG).
 ICOUNT_LOG = """\
