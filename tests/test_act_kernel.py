@@ -34,7 +34,10 @@ def test_upcalls_resume_and_free_every_record(boot):
     assert stats, f"no act stats line; log: {log}"
     pool, free, delivered, redelivered, resumed, freed, _ = map(int, stats[0].groups()[2:])
     assert pool == 64 and free == pool, stats[0].group(0)
-    assert delivered >= 40 and resumed == delivered + redelivered and freed == delivered
+    # act_probe waits for 40 upcalls; a re-delivery (an interrupt inside the restore
+    # sequence) is an upcall of an already delivered record, so it counts there too.
+    assert delivered + redelivered >= 40, stats[0].group(0)
+    assert resumed == delivered + redelivered and freed == delivered, stats[0].group(0)
 
 
 def test_the_pool_size_comes_from_the_command_line(boot):
