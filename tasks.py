@@ -54,10 +54,11 @@ def build(c, verbose=False):
         "kvm": "use KVM instead of TCG (opt-in; slower when nested)",
         "iso": "boot the GRUB ISO instead of the PVH ELF",
         "kernel": "boot this kernel image instead of building build/kernel.elf",
+        "socket": "with --qmp: the QMP socket path (default build/qmp.sock)",
     }
 )
 @_clean_errors
-def run(c, append="", qmp=False, disk="", timeout=0.0, kvm=False, iso=False, kernel=""):
+def run(c, append="", qmp=False, disk="", timeout=0.0, kvm=False, iso=False, kernel="", socket=""):
     """Build, boot with the serial console on this terminal, and exit when the guest does."""
     from toolchain import runner
 
@@ -65,7 +66,7 @@ def run(c, append="", qmp=False, disk="", timeout=0.0, kvm=False, iso=False, ker
         build(c)
     status = runner.run_interactive(
         append=append, qmp=qmp, disk=disk or None, timeout=timeout, kvm=kvm, iso=iso,
-        kernel=kernel or None,
+        kernel=kernel or None, socket=socket or None,
     )
     print(f"result: {status.description}", file=sys.stderr)
     if not status.ok:

@@ -14,12 +14,14 @@ from .snapshot import snapshot_machine_config
 
 def interactive_config(append: str = "", qmp: bool = False, disk: Optional[str] = None,
                        kvm: bool = False, iso: bool = False,
-                       kernel: Optional[str] = None) -> MachineConfig:
-    """The machine `invoke run` starts: serial echoed, QMP at build/qmp.sock with --qmp."""
+                       kernel: Optional[str] = None, socket: Optional[str] = None) -> MachineConfig:
+    """The machine `invoke run` starts: serial echoed, QMP at build/qmp.sock (or `socket`) with --qmp."""
     if qmp:
         cfg = snapshot_machine_config(append=append)
         if disk:
             cfg.disk = Path(disk)
+        if socket:
+            cfg.qmp_socket = Path(socket)
     else:
         cfg = MachineConfig(append=append, disk=Path(disk) if disk else None)
     cfg.echo = True
@@ -37,9 +39,9 @@ def interactive_config(append: str = "", qmp: bool = False, disk: Optional[str] 
 
 def run_interactive(append: str = "", qmp: bool = False, disk: Optional[str] = None,
                     timeout: float = 0.0, kvm: bool = False, iso: bool = False,
-                    kernel: Optional[str] = None) -> ExitResult:
+                    kernel: Optional[str] = None, socket: Optional[str] = None) -> ExitResult:
     """Boot, stream the console, wait for the guest to power off (or `timeout` seconds)."""
-    cfg = interactive_config(append, qmp, disk, kvm, iso, kernel)
+    cfg = interactive_config(append, qmp, disk, kvm, iso, kernel, socket)
     with Machine(cfg) as machine:
         if qmp:
             print(f"QMP socket: {machine.qmp_socket} (try `invoke snapshot save NAME`)",
