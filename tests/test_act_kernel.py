@@ -18,16 +18,14 @@ STATS = re.compile(r"^act: env (\d+) \((\S+)\) stats pool=(\d+) free=(\d+) deliv
                    r"redelivered=(\d+) resumed=(\d+) freed=(\d+) disabled_saves=(\d+)$")
 
 
-def _run(boot, append: str, timeout: float = 30.0):
-    machine = boot(append, timeout=timeout + 10)
-    result = machine.wait(timeout)
-    lines = [line.rstrip("\r") for line in machine.console.lines()]
-    assert not any(line.startswith("PANIC:") for line in lines), f"panic; log: {machine.log_path}"
-    return result, lines, machine.log_path
+def _run(run, append: str):
+    r = run(append)
+    r.assert_no_panic()
+    return r.result, r.lines, r.log
 
 
-def test_upcalls_resume_and_free_every_record(boot):
-    result, lines, log = _run(boot, "run=act_probe:40 hz=1000")
+def test_upcalls_resume_and_free_every_record(run):
+    result, lines, log = _run(run, "run=act_probe:40 hz=1000")
     assert "act_probe: ok" in lines, f"log: {log}"
     assert result.status == 33, f"log: {log}"
     stats = [m for m in map(STATS.match, lines) if m and m.group(2) == "act_probe"]
@@ -40,8 +38,8 @@ def test_upcalls_resume_and_free_every_record(boot):
     assert resumed == delivered + redelivered and freed == delivered, stats[0].group(0)
 
 
-def test_the_pool_size_comes_from_the_command_line(boot):
-    result, lines, log = _run(boot, "run=act_probe:5 hz=1000 act_pool=3")
+def test_the_pool_size_comes_from_the_command_line(run):
+    result, lines, log = _run(run, "run=act_probe:5 hz=1000 act_pool=3")
     assert "act_probe: ok" in lines and result.status == 33, f"log: {log}"
     assert any(line.startswith("act_probe: stats pool=3 free=3 ") for line in lines), f"log: {log}"
 
@@ -51,8 +49,8 @@ FIELDS = ["cs", "ss", "rflags.IF", "rflags.IOPL", "rflags.TF", "rflags.NT", "rfl
 
 
 @pytest.mark.parametrize("field", FIELDS)
-def test_a_forged_record_kills_only_its_environment(boot, field):
-    result, lines, log = _run(boot, f"run=act_hostile:{field},hello hz=1000")
+def test_a_forged_record_kills_only_its_environment(run, field):
+    result, lines, log = _run(run, f"run=act_hostile:{field},hello hz=1000")
     named = {"unused": "address", "outside": "address", "rip.noncanonical": "rip"}.get(field, field)
     rx = re.compile(rf"^env (\d+) \(act_hostile\) killed: hostile activation record (\d+): "
                     rf"{re.escape(named)} 0x[0-9a-f]+$")
@@ -64,8 +62,8 @@ def test_a_forged_record_kills_only_its_environment(boot, field):
 
 
 @pytest.mark.parametrize("field", ["entry", "upcall_stack"])
-def test_a_hostile_header_kills_only_its_environment(boot, field):
-    result, lines, log = _run(boot, f"run=act_hostile:{field},hello hz=1000")
+def test_a_hostile_header_kills_only_its_environment(run, field):
+    result, lines, log = _run(run, f"run=act_hostile:{field},hello hz=1000")
     want = "entry[4]" if field == "entry" else field
     assert any(re.match(rf"^env \d+ \(act_hostile\) killed: hostile activation header: "
                         rf"{re.escape(want)} 0x[0-9a-f]+$", line) for line in lines), f"log: {log}"
@@ -74,8 +72,8 @@ def test_a_hostile_header_kills_only_its_environment(boot, field):
     assert result.status == 35, f"{result}; log: {log}"
 
 
-def test_an_exhausted_pool_is_reported_not_a_hang(boot):
-    result, lines, log = _run(boot, "run=act_hostile:exhaust,hello hz=1000 act_pool=8")
+def test_an_exhausted_pool_is_reported_not_a_hang(run):
+    result, lines, log = _run(run, "run=act_hostile:exhaust,hello hz=1000 act_pool=8")
     assert any(re.match(r"^env \d+ \(act_hostile\) killed: activation record pool exhausted "
                         r"\(8 records in use\)$", line) for line in lines), f"log: {log}"
     assert "init: hello exited status=0" in lines

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 import shutil
-from typing import Dict, List
+from typing import Dict
 
 import pytest
+
+from toolchain.runlog import RunLog
 
 pytestmark = pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None,
                                 reason="qemu-system-x86_64 not installed (run ci/bootstrap)")
@@ -42,16 +44,12 @@ ATTACKS = {
 }
 
 
-def _lines(machine) -> List[str]:
-    return [line.rstrip("\r") for line in machine.console.lines()]
-
-
 def test_attacks_kill_only_the_attacker(boot):
     machines = {mode: boot(f"run=attack_x:{mode},hello", timeout=TIMEOUT + 10) for mode in ATTACKS}
     problems: Dict[str, str] = {}
     for mode, machine in machines.items():
-        result = machine.wait(TIMEOUT)
-        lines = _lines(machine)
+        r = RunLog(machine, TIMEOUT)
+        result, lines = r.result, r.lines
         want_status, want_line = ATTACKS[mode]
         if any(line.startswith("PANIC:") for line in lines):
             problems[mode] = "kernel panic"
@@ -66,11 +64,9 @@ def test_attacks_kill_only_the_attacker(boot):
     assert not problems, "\n".join(f"{m}: {p} (log: {machines[m].log_path})" for m, p in problems.items())
 
 
-def test_hz_on_the_command_line_is_judged_before_narrowing(boot):
+def test_hz_on_the_command_line_is_judged_before_narrowing(run):
     # hz=2^32+1 used to be narrowed to 1 Hz before the range check; now it is
     # out of range and the default applies.
-    machine = boot("hz=4294967297 run=hello", timeout=TIMEOUT + 10)
-    result = machine.wait(TIMEOUT)
-    lines = _lines(machine)
-    assert any(re.search(r"^timer: .* tick 100 Hz$", line) for line in lines), machine.log_path
-    assert result.status == 33, machine.log_path
+    r = run("hz=4294967297 run=hello", timeout=TIMEOUT)
+    assert r.matching(r"^timer: .* tick 100 Hz$"), r.log
+    assert r.status == 33, r.log

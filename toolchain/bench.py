@@ -81,10 +81,8 @@ def bench_boot(runs: int) -> Section:
 def bench_harness(runs: int) -> Section:
     """Alternate bare QEMU and Machine runs of the same argv so host noise hits both."""
     bare, harness = [], []
+    argv = _drop_pidfile(Machine(MachineConfig(name="bench-bare")).argv())
     for _ in range(runs):
-        probe = Machine(MachineConfig(name="bench-bare"))
-        argv = [a for a in probe.argv()]
-        argv = _drop_pidfile(argv)
         t0 = time.monotonic()
         # The serial goes to a pipe that is read, as with the harness: QEMU's stdio
         # chardev on /dev/null was measured to stall some runs by 100-300 ms.
@@ -111,8 +109,6 @@ def _drop_pidfile(argv: list[str]) -> list[str]:
             skip = True
             continue
         out.append(a)
-    if "qemu-system-x86_64" not in out[0]:
-        out[0] = "qemu-system-x86_64"
     return out
 
 

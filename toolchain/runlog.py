@@ -90,9 +90,12 @@ class RunLog:
         """The kernel's `act:` counters for an env that was interrupted at least once."""
         return self.fields(rf"^act: env {env} \(\S+\) stats ")
 
+    def assert_no_panic(self) -> None:
+        assert not any(line.startswith("PANIC:") for line in self.lines), f"kernel panic; log: {self.log}"
+
     def assert_sane(self) -> None:
         """No panic, no reset, init finished and powered off."""
-        assert not any(line.startswith("PANIC:") for line in self.lines), f"kernel panic; log: {self.log}"
+        self.assert_no_panic()
         assert self.status in (EXIT_OK, EXIT_FAIL), f"QEMU: {self.result}; log: {self.log}"
         assert self.matching(r"^init: all done \(\d+ failed\)$"), f"init did not finish; log: {self.log}"
 
