@@ -5,7 +5,10 @@
 //   SMEP  when offered: the kernel can never execute a user page.
 //   SMAP  when offered: the kernel can never touch a user page except inside
 //         the copyin/copyout routines, which bracket the access with stac/clac.
-//   WP    supervisor writes honour read-only pages too.
+//   UMIP  when offered: sgdt, sidt, sldt, smsw and str fault in user mode
+//         (they would tell a program kernel addresses).
+//   WP    supervisor writes honour read-only pages too (the entry area's
+//         GDT/IDT/TSS rely on it, pti.c).
 //   SSE   enabled for user programs (gcc's x86-64 baseline uses it); the
 //         kernel itself is built without it, so only context switches touch
 //         the XMM registers (fxsave/fxrstor, see sched.c).
@@ -16,6 +19,7 @@
 
 #define CPUID7_EBX_SMEP (1U << 7)
 #define CPUID7_EBX_SMAP (1U << 20)
+#define CPUID7_ECX_UMIP (1U << 2)
 #define KSTACK_SIZE 16384
 
 bool cpu_has_smap;
@@ -35,21 +39,25 @@ static void enable_protection(void)
         panic("cpu: no NX (execute-disable) support; Revenant requires it");
     uint32_t a, b, c, d;
     cpuid(0, &a, &b, &c, &d);
-    uint32_t smep = 0, smap = 0;
+    uint32_t smep = 0, smap = 0, umip = 0;
     if (a >= 7) {
         cpuid(7, &a, &b, &c, &d);
         smep = b & CPUID7_EBX_SMEP;
         smap = b & CPUID7_EBX_SMAP;
+        umip = c & CPUID7_ECX_UMIP;
     }
     uint64_t cr4 = read_cr4() | CR4_OSFXSR | CR4_OSXMMEXCPT;
     if (smep)
         cr4 |= CR4_SMEP;
     if (smap)
         cr4 |= CR4_SMAP;
+    if (umip)
+        cr4 |= CR4_UMIP;
     write_cr4(cr4);
     write_cr0((read_cr0() & ~CR0_EM) | CR0_MP | CR0_WP);
     cpu_has_smap = smap != 0;
-    kprintf("cpu: nx on, smep %s, smap %s\n", smep ? "on" : "off", smap ? "on" : "off");
+    kprintf("cpu: nx on, smep %s, smap %s, umip %s\n", smep ? "on" : "off", smap ? "on" : "off",
+            umip ? "on" : "off");
 }
 
 void cpu_init(void)

@@ -19,6 +19,7 @@ struct cpu {
     // C only.
     struct vproc *vproc;    // running (or last resumed) vproc; NULL when idle or after it died
     struct vproc *fpu_owner;// whose FPU/SSE registers are live in the CPU
+    struct vproc *seg_owner;// whose DS/ES/FS/GS are live in the CPU
 };
 
 #define CPU_FRAME_TOP  0
@@ -41,6 +42,7 @@ static inline struct cpu *mycpu(void)
 #define CR0_WP  (1UL << 16)
 #define CR4_OSFXSR     (1UL << 9)
 #define CR4_OSXMMEXCPT (1UL << 10)
+#define CR4_UMIP       (1UL << 11)
 #define CR4_SMEP       (1UL << 20)
 #define CR4_SMAP       (1UL << 21)
 #define EFER_SCE  (1UL << 0)

@@ -170,7 +170,7 @@ static void env_end(struct env *e, int status)
         vproc_destroy(e->vprocs[i]);
     e->nvprocs = 0;
     // Never free the page tables CR3 is using.
-    if (read_cr3() == V2P(e->pml4))
+    if (vm_loaded(e->pml4))
         vm_switch(vm_kernel_aspace());
     vm_free_aspace(e->pml4);
     e->pml4 = NULL;

@@ -5,6 +5,15 @@
 // name the stacks the CPU switches to: rsp0 for entries from user mode, and
 // an IST stack for double faults, so that a kernel stack overflow produces a
 // readable panic instead of a triple fault.
+//
+// Both live in the entry area (pti.h): every user page table maps them
+// read-only, because the CPU reads them on every entry from user mode.
+// Read-only means the CPU must never need to write them: every descriptor
+// is created with its accessed bit set (a segment load would otherwise set
+// it, a write to a read-only page), and the TSS busy bit is set by `ltr`
+// here, before the page becomes read-only (kernmap.c). For the same reason
+// rsp0 never changes: it is the per-CPU entry stack (trapasm.S), and
+// entries copy the frame from there into the running vproc.
 #include <stdint.h>
 #include "gdt.h"
 #include "memlayout.h"
@@ -28,17 +37,19 @@ _Static_assert(sizeof(struct tss) == 104, "TSS layout");
 #define SEG_P      (1ULL << 47)
 #define SEG_DPL(n) ((uint64_t)(n) << 45)
 #define SEG_S      (1ULL << 44)     // code/data (not system)
-#define SEG_CODE   (0xaULL << 40)   // execute/read
-#define SEG_DATA   (0x2ULL << 40)   // read/write
+#define SEG_CODE   (0xbULL << 40)   // execute/read, accessed
+#define SEG_DATA   (0x3ULL << 40)   // read/write, accessed
 #define SEG_TSS    (0x9ULL << 40)   // 64-bit TSS, available
 #define SEG_LIMIT4G (0xffffULL | (0xfULL << 48))
 
 #define CODE64(dpl) (SEG_LIMIT4G | SEG_GRAN | SEG_LONG | SEG_P | SEG_DPL(dpl) | SEG_S | SEG_CODE)
 #define DATA(dpl)   (SEG_LIMIT4G | SEG_GRAN | SEG_DB | SEG_P | SEG_DPL(dpl) | SEG_S | SEG_DATA)
 
-static struct tss tss;
-static uint64_t gdt[7];
-static uint8_t double_fault_stack[8192] __attribute__((aligned(16)));
+#define ENTRY_RO __attribute__((section(".entry.ro")))
+
+static struct tss tss ENTRY_RO __attribute__((aligned(16)));
+static uint64_t gdt[7] ENTRY_RO __attribute__((aligned(16)));
+extern char df_stack_top[], entry_stack_top[];     // trapasm.S
 
 // A 64-bit TSS descriptor takes two slots: the usual 8-byte layout plus
 // the upper 32 bits of the base.
@@ -86,17 +97,9 @@ void gdt_init(void)
     gdt[USER_CS >> 3] = CODE64(3);
     set_tss_descriptor(&gdt[TSS_SEL >> 3], (uint64_t)&tss, sizeof(tss) - 1);
 
-    tss.ist[IST_DOUBLE_FAULT - 1] = (uint64_t)(double_fault_stack + sizeof(double_fault_stack));
+    tss.ist[IST_DOUBLE_FAULT - 1] = (uint64_t)df_stack_top;
     tss.iomap_base = sizeof(tss);   // no I/O permission bitmap: user port I/O faults
-    // Until there are user threads, an entry from ring 3 cannot happen;
-    // the boot stack is a safe placeholder.
-    extern char boot_stack[];
-    tss.rsp[0] = (uint64_t)(boot_stack + BOOT_STACK_SIZE);
+    tss.rsp[0] = (uint64_t)entry_stack_top;
 
     load_gdt();
-}
-
-void tss_set_kernel_stack(uint64_t rsp0)
-{
-    tss.rsp[0] = rsp0;
 }

@@ -16,5 +16,4 @@
 #define IST_DOUBLE_FAULT 1
 
 void gdt_init(void);
-void tss_set_kernel_stack(uint64_t rsp0);
 #endif

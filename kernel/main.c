@@ -25,17 +25,6 @@
 
 static struct boot_info boot_info;
 
-extern uint64_t boot_pml4[512];
-
-// The identity map of low memory only existed to survive the switch to
-// the higher half. Dropping it makes user space empty and null pointers
-// fault.
-static void drop_identity_map(void)
-{
-    boot_pml4[0] = 0;
-    write_cr3(read_cr3());
-}
-
 static void print_memmap(const struct memmap *mm)
 {
     for (int i = 0; i < mm->n; i++) {
@@ -102,7 +91,6 @@ void kmain(int protocol, uint64_t info)
 
     gdt_init();
     idt_init();
-    drop_identity_map();
     cpu_init();
     pic_disable();
     lapic_init();

@@ -15,7 +15,9 @@
 //   0x0000000000000000  unmapped up to USER_BASE, so null pointers fault
 // The user-side numbers are in abi.h (shared with user space); each
 // environment has its own PML4 entries 0..255, entries 256..511 are the one
-// shared kernel half (vm.c).
+// shared kernel half (vm.c). That is the kernel's view; the user's view of
+// the same address space maps only the entry area of the kernel half
+// (pti.h, docs/kernel.md).
 #ifndef MEMLAYOUT_H
 #define MEMLAYOUT_H
 
@@ -50,7 +52,12 @@
 // Symbols from boot/linker.ld.
 extern char __kernel_start[], __kernel_end[];
 extern char __text_start[], __text_end[];
+extern char __rodata_start[], __data_start[];
 extern char __bss_start[], __bss_end[];
+// The entry area (pti.h): all a user page table maps of the kernel.
+extern char __entry_text_start[], __entry_text_end[];
+extern char __entry_ro_start[], __entry_ro_end[];
+extern char __entry_stack_start[], __entry_stack_end[];
 #endif
 
 #endif

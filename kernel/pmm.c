@@ -107,6 +107,28 @@ uint64_t pmm_alloc(void)
     return pa;
 }
 
+uint64_t pmm_alloc_pair(void)
+{
+    if (nfree < 2)
+        return 0;
+    // Bit 2k and bit 2k+1 both set: an 8 KiB-aligned pair of free frames.
+    for (uint64_t i = 0; i < NWORDS; i++) {
+        uint64_t w = (hint + i) % NWORDS;
+        uint64_t pairs = free_map[w] & (free_map[w] >> 1) & 0x5555555555555555UL;
+        if (!pairs)
+            continue;
+        uint64_t frame = w * 64 + (uint64_t)__builtin_ctzll(pairs);
+        bitmap_clear(free_map, frame);
+        bitmap_clear(free_map, frame + 1);
+        nfree -= 2;
+        uint64_t pa = frame * PAGE_SIZE;
+        fill_page(P2V(pa), 0);
+        fill_page(P2V(pa + PAGE_SIZE), 0);
+        return pa;
+    }
+    return 0;
+}
+
 void pmm_free(uint64_t pa)
 {
     if ((pa & (PAGE_SIZE - 1)) || pa < lowest || pa >= highest || reserved(pa))

@@ -11,6 +11,9 @@ void pmm_init(const struct memmap *mm);
 // A zeroed frame's physical address, or 0 when memory is exhausted (a
 // condition callers report as -ENOMEM, never a panic).
 uint64_t pmm_alloc(void);
+// Two zeroed frames, the first 8 KiB aligned (an address space's PML4
+// pair, pti.h); 0 when no such pair is free. Freed one frame at a time.
+uint64_t pmm_alloc_pair(void);
 void pmm_free(uint64_t pa);
 uint64_t pmm_free_count(void);
 uint64_t pmm_total_count(void);

@@ -40,6 +40,8 @@ struct vproc *vproc_new(struct env *env)
     v->index = 0;
     v->act_disabled = false;
     v->act_resuming = ACT_NONE;
+    for (int i = 0; i < 4; i++)
+        v->seg[i] = 0;          // a program starts with null DS, ES, FS, GS
     // The FPU state a program starts with: what fninit leaves, plus the
     // default MXCSR (all SSE exceptions masked, round to nearest).
     *(uint16_t *)&v->fpu[FXSAVE_FCW] = 0x37f;
@@ -77,6 +79,8 @@ void vproc_destroy(struct vproc *v)
         c->vproc = NULL;
     if (c->fpu_owner == v)
         c->fpu_owner = NULL;    // its registers are garbage now, nobody saves them
+    if (c->seg_owner == v)
+        c->seg_owner = NULL;
     v->state = VP_DEAD;
     kfree(v);
 }
@@ -147,6 +151,45 @@ static void fpu_switch(struct cpu *c, struct vproc *v)
     c->fpu_owner = v;
 }
 
+// The data segment registers, like the FPU, stay live in the CPU while the
+// kernel runs (it never loads them), so they only need saving and loading
+// when the CPU passes to another vproc. Whatever a program loaded (null, or
+// a selector of the user data or code segment: nothing else loads at CPL
+// 3) loads at CPL 0 too. Loading GS clears the GS base, so it is loaded
+// between two swapgs, where the base it clears is the user's (always 0:
+// without FSGSBASE a program cannot set a base).
+static void seg_save(struct vproc *v)
+{
+    asm volatile("movw %%ds, %0\n\t"
+                 "movw %%es, %1\n\t"
+                 "movw %%fs, %2\n\t"
+                 "movw %%gs, %3"
+                 : "=m"(v->seg[0]), "=m"(v->seg[1]), "=m"(v->seg[2]), "=m"(v->seg[3]));
+}
+
+static void seg_load(const struct vproc *v)
+{
+    asm volatile("movw %0, %%ds\n\t"
+                 "movw %1, %%es\n\t"
+                 "movw %2, %%fs\n\t"
+                 "swapgs\n\t"
+                 "movw %3, %%gs\n\t"
+                 "swapgs"
+                 :
+                 : "m"(v->seg[0]), "m"(v->seg[1]), "m"(v->seg[2]), "m"(v->seg[3])
+                 : "memory");
+}
+
+static void seg_switch(struct cpu *c, struct vproc *v)
+{
+    if (c->seg_owner == v)
+        return;
+    if (c->seg_owner)
+        seg_save(c->seg_owner);
+    seg_load(v);
+    c->seg_owner = v;
+}
+
 void vproc_resume(struct vproc *v)
 {
     struct cpu *c = mycpu();
@@ -154,9 +197,10 @@ void vproc_resume(struct vproc *v)
     v->state = VP_RUNNING;
     vm_switch(v->env->pml4);
     fpu_switch(c, v);
-    // Entries from user mode save the frame straight into v->tf.
+    seg_switch(c, v);
+    // Entries from user mode save the frame into v->tf (trapasm.S copies
+    // it there from the entry stack, syscallasm.S builds it there).
     c->frame_top = (uint64_t)(&v->tf + 1);
-    tss_set_kernel_stack(c->frame_top);
     struct trapframe *tf = &v->tf;
     if (sysret_safe(tf))
         user_return_sysret(tf);

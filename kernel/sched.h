@@ -29,6 +29,7 @@ struct vproc {
     // valid TSS.rsp0: interrupts from user mode push straight into it.
     struct trapframe tf;
     uint8_t fpu[512] __attribute__((aligned(16)));     // fxsave image
+    uint16_t seg[4];            // DS, ES, FS, GS while another vproc has the CPU
     struct env *env;
     enum vproc_state state;
     enum wait_kind wait_kind;   // what a BLOCKED vproc is waiting for

@@ -23,7 +23,8 @@ struct gate {
 
 #define GATE_INTERRUPT 0x8e // present, DPL 0, 64-bit interrupt gate (IF cleared)
 
-static struct gate idt[256];
+// In the entry area, read-only in every page table (gdt.c says why).
+static struct gate idt[256] __attribute__((section(".entry.ro"), aligned(4096)));
 extern const uint64_t trap_vectors[256];   // trapasm.S
 
 static void set_gate(int vector, uint64_t handler, int ist)

@@ -1,12 +1,36 @@
 // Interrupt and exception entry: one small stub per vector makes every frame
 // look the same (vector and error code always present), then trap_common
-// saves the general registers to complete a struct trapframe (trap.h) and
-// calls trap(tf).
+// saves the general registers to complete a struct trapframe (trap.h).
+//
+// All of this file sits in .entry.text, the only kernel code a user address
+// space maps (docs/kernel.md, "Isolation"): an interrupt from user mode
+// arrives with the *user* page table loaded, so until the CR3 switch below
+// nothing outside the entry area (this code, the GDT/IDT/TSS, the entry
+// stacks) may be touched.
+//
+// From user mode the CPU pushes the frame at TSS.rsp0 = the top of the
+// per-CPU entry stack. trap_common completes it there, switches to the
+// kernel page table, copies the frame into the running vproc (struct
+// vproc starts with it; cpu->frame_top is its end), scrubs the entry stack
+// so the next program finds nothing of this one there, and calls trap_user
+// on the CPU's kernel stack. Exits are in syscallasm.S.
+//
+// From kernel mode (the idle loop's interrupts, faults in copyin/copyout,
+// kernel bugs) the frame is on the current stack; the page table is the
+// kernel's unless the trap hit the few instructions of an entry or exit
+// where the user's is loaded (only a double fault, NMI or machine check
+// can): then the kernel's is loaded for the handler and the original one
+// put back before returning.
 
 #include "frame.h"
+#include "pti.h"
 
 // Vectors for which the CPU pushes an error code itself.
 #define HAS_ERROR(n) ((n) == 8 || ((n) >= 10 && (n) <= 14) || (n) == 17 || (n) == 21 || (n) == 29 || (n) == 30)
+
+#define FRAME_WORDS 22          // struct trapframe
+#define CPU_FRAME_TOP  0        // cpu.h
+#define CPU_KSTACK_TOP 8
 
         .altmacro
         .macro vector_stub n
@@ -23,40 +47,65 @@ vector\n:
         .quad vector\n
         .endm
 
-        .text
+        .section .entry.text, "ax"
         .set i, 0
         .rept 256
         vector_stub %i
         .set i, i + 1
         .endr
+        .noaltmacro                     // `%rax` is a register again
 
 trap_common:
-        push_gprs
-        cld
-        // From user mode (CS.RPL 3 at offset 0x90)? Then the frame was pushed
-        // at TSS.rsp0, i.e. into the running vproc's own trapframe: take the
-        // kernel GS, drop any AC the program left set (SMAP), move to the
-        // CPU's kernel stack and never come back here; trap_user() leaves
-        // through the scheduler (syscallasm.S has the exits).
-        testb $3, 0x90(%rsp)
-        jz 1f
+        testb $3, 24(%rsp)              // CS.RPL of the interrupted code (vector, error, rip, cs)
+        jz from_kernel
         swapgs
+        push_gprs
+        switch_to_kernel_cr3 %rax       // rax is saved: it is free now
+        cld
         cmpb $0, cpu_has_smap(%rip)
-        je 2f
-        clac
-2:      movq %rsp, %rdi
-        movq %gs:8, %rsp                // cpu->kstack_top (cpu.h)
-        xorl %ebp, %ebp
+        je 1f
+        clac                            // drop any AC the program left set
+1:      // Copy the frame into the vproc, then zero it here.
+        movq %rsp, %rsi
+        movq %gs:CPU_FRAME_TOP, %rdi
+        subq $FRAME_WORDS * 8, %rdi
+        movq %rdi, %rdx                 // the vproc's frame: trap_user's argument
+        movl $FRAME_WORDS, %ecx
+        rep movsq
+        movq %rsp, %rdi
+        xorl %eax, %eax
+        movl $FRAME_WORDS, %ecx
+        rep stosq
+        movq %rdx, %rdi
+        movq %gs:CPU_KSTACK_TOP, %rsp
+        xorl %ebp, %ebp                 // backtraces end here
         call trap_user
         ud2
-        // From kernel mode: the frame is on the current kernel stack. It is
-        // 22 quadwords and the CPU aligned RSP to 16 before pushing SS, so
-        // RSP is 16-aligned here as the ABI wants at a call.
-1:      movq %rsp, %rdi
+
+from_kernel:
+        // The frame is on the current stack: 22 quadwords after push_gprs,
+        // and the CPU aligned RSP to 16 before pushing SS. The original CR3
+        // and a pad word keep it aligned for the call.
+        push_gprs
+        cld
+        movq %cr3, %rax
+        pushq %rax
+        pushq %rax
+        btrq $PTI_USER_PML4_BIT, %rax
+        jnc 1f
+        movq %rax, %cr3
+1:      leaq 16(%rsp), %rdi
         call trap
-        pop_gprs_to_rip
+        popq %rax
+        popq %rax
+        movq %cr3, %rcx
+        cmpq %rax, %rcx
+        je 2f
+        movq %rax, %cr3
+2:      pop_gprs_to_rip
         iretq
 
+        .altmacro
         .section .rodata
         .balign 8
         .globl trap_vectors
@@ -66,5 +115,23 @@ trap_vectors:
         vector_addr %i
         .set i, i + 1
         .endr
+
+// The per-CPU entry stacks (one CPU). The CPU pushes a user-mode interrupt
+// frame at the top of entry_stack (TSS.rsp0); double faults run on their
+// own IST stack, so that a fault on the way in still panics readably.
+// entry_scratch holds the user RSP between `syscall` and the frame, and on
+// the way out (syscallasm.S). Both are mapped in user page tables; neither
+// holds anything of another program while a program runs.
+        .section .entry.stack, "aw", @nobits
+        .balign 4096
+        .globl df_stack_top, entry_stack_top, entry_scratch, entry_stack_bottom
+df_stack:
+        .skip 8192
+df_stack_top:
+entry_stack_bottom:
+entry_scratch:
+        .skip 8
+        .skip 4096 - 8
+entry_stack_top:
 
         .section .note.GNU-stack, "", @progbits

@@ -1,27 +1,30 @@
 // Page tables.
 //
-// Every address space is a PML4 whose entries 256..511 are copied from the
-// boot PML4 when it is created. Those entries point at the same lower-level
-// tables, so the kernel half (direct map, kernel image) is one mapping
-// shared by all; vm_init makes sure every top-level kernel entry that will
-// ever be needed exists before the first copy, so nothing needs to be
-// propagated later. Entries 0..255 are the environment's own.
+// Every address space is a pair of PML4 pages (pti.h). The first, the
+// kernel's view, has entries 256..511 copied from kernel_pml4 (kernmap.c)
+// when it is created. Those entries point at the same lower-level tables,
+// so the kernel half (direct map, kernel image) is one mapping shared by
+// all; kernmap_init creates every top-level kernel entry that will ever be
+// needed before the first copy, so nothing needs to be propagated later.
+// The second, the user's view, has only entry 511 of the kernel half: the
+// entry area (pti.c). Entries 0..255 are the environment's own and the same
+// in both views: walk() writes a new top-level entry into both.
 //
 // User intermediate tables are PTE_P|PTE_W|PTE_U: the leaf alone decides
 // the access (read-only, NX). Kernel entries never carry PTE_U, so user code
 // cannot reach the kernel half at all.
 #include "abi.h"
 #include "cpu.h"
+#include "kernmap.h"
 #include "memlayout.h"
 #include "pmm.h"
+#include "pti.h"
 #include "string.h"
 #include "vm.h"
 #include "x86.h"
 
 #define USER_HALF 256                   // PML4 entries below this are user space
 #define TABLE_FLAGS (PTE_P | PTE_W | PTE_U)
-
-extern uint64_t boot_pml4[512];
 
 static uint64_t *table_at(uint64_t entry)
 {
@@ -35,14 +38,19 @@ static int index_at(uint64_t va, int level)     // level 3 = PML4 ... 0 = PT
 
 void vm_init(void)
 {
-    // Nothing to add yet: the boot code created PML4[256] (direct map) and
-    // PML4[511] (kernel image). A future kernel region gets its PML4 entry
-    // here, before any address space copies the upper half.
+    pti_init();         // first: it writes pti_on, which kernmap makes read-only
+    kernmap_init();
 }
 
 uint64_t *vm_kernel_aspace(void)
 {
-    return boot_pml4;
+    return kernel_pml4;
+}
+
+// The user's view of an address space: the second page of its pair.
+static uint64_t *user_view(uint64_t *pml4)
+{
+    return pml4 + 512;
 }
 
 bool is_user_range(uint64_t va, uint64_t len)
@@ -64,6 +72,8 @@ static uint64_t *walk(uint64_t *pml4, uint64_t va, bool create)
             if (!pa)
                 return NULL;
             *entry = pa | TABLE_FLAGS;
+            if (level == 3)
+                user_view(pml4)[index_at(va, 3)] = *entry;
         }
         table = table_at(*entry);
     }
@@ -104,13 +114,19 @@ uint64_t vm_lookup(uint64_t *pml4, uint64_t va)
 
 uint64_t *vm_new_aspace(void)
 {
-    uint64_t pa = pmm_alloc();
+    uint64_t pa = pmm_alloc_pair();
     if (!pa)
         return NULL;
     uint64_t *pml4 = P2V(pa);
     for (int i = USER_HALF; i < 512; i++)
-        pml4[i] = boot_pml4[i];
+        pml4[i] = kernel_pml4[i];
+    user_view(pml4)[511] = pti_entry_area_pml4e();
     return pml4;
+}
+
+uint64_t *vm_user_view(uint64_t *pml4)
+{
+    return user_view(pml4);
 }
 
 // Free a user page-table subtree: the frames it maps at level 0, the
@@ -135,21 +151,30 @@ void vm_free_aspace(uint64_t *pml4)
     for (int i = 0; i < USER_HALF; i++)
         if (pml4[i] & PTE_P)
             free_table(table_at(pml4[i]), 2);
+    pmm_free(V2P(user_view(pml4)));
     pmm_free(V2P(pml4));
+}
+
+static uint64_t cr3_of(uint64_t *pml4)
+{
+    return pml4 == kernel_pml4 ? KV2P(kernel_pml4) : V2P(pml4);
 }
 
 void vm_switch(uint64_t *pml4)
 {
-    uint64_t pa = V2P(pml4);
-    if (pml4 == boot_pml4)
-        pa = KV2P(boot_pml4);
+    uint64_t pa = cr3_of(pml4);
     if (read_cr3() != pa)
         write_cr3(pa);
 }
 
+bool vm_loaded(uint64_t *pml4)
+{
+    return read_cr3() == cr3_of(pml4);
+}
+
 static bool loaded(uint64_t *pml4)
 {
-    return read_cr3() == V2P(pml4);
+    return vm_loaded(pml4);
 }
 
 static uint64_t leaf_flags(int prot)

@@ -1,6 +1,8 @@
 // Address spaces: 4-level page tables whose upper half (PML4 entries
 // 256..511) is the one kernel mapping every address space shares, and
-// whose lower half is one environment's user space.
+// whose lower half is one environment's user space. Each has a second,
+// user-side PML4 that maps only the entry area of the kernel (pti.h); the
+// `pml4` these functions take is always the kernel's view.
 #ifndef VM_H
 #define VM_H
 #include <stdbool.h>
@@ -24,6 +26,11 @@ void vm_init(void);
 uint64_t *vm_kernel_aspace(void);
 
 uint64_t *vm_new_aspace(void);                  // NULL on OOM
+// The user's view of an address space (pti.h): its user half plus only the
+// kernel's entry area.
+uint64_t *vm_user_view(uint64_t *pml4);
+// Is pml4 (the kernel's view) the loaded page table?
+bool vm_loaded(uint64_t *pml4);
 void vm_free_aspace(uint64_t *pml4);            // frees user pages and tables
 void vm_switch(uint64_t *pml4);                 // load into CR3 (if not already)
 
