@@ -150,6 +150,22 @@ def revenant_result(program: str, args: str, icount: bool, timeout: float = 300)
     return next(iter(revenant_results(program, args, icount, timeout).values()))
 
 
+def _isolation_cost(program: str, args: str, key: Optional[str], on_ins: dict, on_tsc: dict,
+                    append: str = "") -> dict:
+    """The same loop with `pti=off` (user code on the kernel's page tables), and what isolation costs."""
+    off = " ".join(filter(None, [append, "pti=off"]))
+    ins_runs = revenant_results(program, args, icount=True, append=off)
+    tsc_runs = revenant_results(program, args, icount=False, append=off)
+    off_ins = ins_runs[key] if key else next(iter(ins_runs.values()))
+    off_tsc = tsc_runs[key] if key else next(iter(tsc_runs.values()))
+    ins, cyc = float(on_ins["tsc_per_iter"]), float(on_tsc["tsc_per_iter"])
+    ins_off, cyc_off = float(off_ins["tsc_per_iter"]), float(off_tsc["tsc_per_iter"])
+    return {
+        "pti_off_instructions": ins_off, "pti_off_tsc_cycles": cyc_off,
+        "pti_cost_instructions": ins - ins_off, "pti_ratio_tsc_cycles": cyc / cyc_off,
+    }
+
+
 def bench_syscall(iters: int) -> Section:
     from . import linuxpeer
 
@@ -164,6 +180,7 @@ def bench_syscall(iters: int) -> Section:
         "ratio_instructions": ins / lx["instructions"],
         "revenant_tsc_cycles": cyc, "linux_tsc_cycles": lx["tsc_cycles"],
         "ratio_tsc_cycles": cyc / lx["tsc_cycles"],
+        **_isolation_cost("bench_null", str(iters), None, ours_ins, ours_tsc),
         "target_ratio_max": 0.5, "linux_kernel": linux["kernel"],
     })
 
@@ -194,6 +211,7 @@ def bench_activation(events: int) -> Section:
     return Section("activation", {
         "events": events, "hz": ACT_HZ,
         **_versus(ours_ins, ours_tsc, linux["results"]["alarm"], 0.5),
+        **_isolation_cost("bench_act", args, "activation", ours_ins, ours_tsc, append=hz),
         "revenant_min_instructions": ours_ins.get("min_tsc"),
         "revenant_min_tsc_cycles": ours_tsc.get("min_tsc"),
         "linux_kernel": linux["kernel"],
@@ -213,6 +231,7 @@ def bench_uswitch(iters: int) -> Section:
     return Section("uswitch", {
         "iters": iters,
         **_versus(ours_ins["uswitch"], ours_tsc["uswitch"], futex, 0.1),
+        **_isolation_cost("bench_uswitch", str(iters), "uswitch", ours_ins["uswitch"], ours_tsc["uswitch"]),
         "cond_instructions": cond["revenant_instructions"], "cond_tsc_cycles": cond["revenant_tsc_cycles"],
         "cond_ratio_instructions": cond["ratio_instructions"], "cond_ratio_tsc_cycles": cond["ratio_tsc_cycles"],
         "linux_kernel": linux["kernel"],
