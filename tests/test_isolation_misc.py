@@ -41,3 +41,33 @@ def test_unmap_over_piled_up_page_tables_does_not_stall_the_others(run):
     assert ns <= STALL_MAX_TICKS * 10**9 // STALL_HZ, \
         f"{gap[0].string}: held off the CPU for more than {STALL_MAX_TICKS} ticks; {attack[0].string}; log: {r.log}"
     assert r.has("init: attack_x exited status=0") and r.has("init: witness exited status=0")
+
+
+# ------------------------------------------------------------------------ UMIP
+
+UMIP_INSNS = ("sgdt", "sidt", "sldt", "str", "smsw")
+STATUS_GP = 256 + 13        # kernel/abi.h STATUS_KILLED(13)
+
+
+def test_descriptor_table_stores_at_cpl3_are_a_general_protection_fault(run):
+    # With CR4.UMIP (offered by -cpu max under TCG) sgdt/sidt/sldt/str/smsw
+    # at CPL 3 raise #GP instead of telling user space where the kernel's
+    # GDT and IDT are, which task register it uses, and CR0's low bits.
+    r = run("run=" + ",".join(f"crasher:{how}" for how in UMIP_INSNS) + ",hello")
+    r.assert_sane()
+    offered = {m.group(1) for m in r.matching(r"^crasher: cpu umip ([01])$")}
+    assert offered, f"crasher did not report the CPU's UMIP bit; log: {r.log}"
+    if offered == {"0"}:
+        pytest.skip("the CPU does not offer UMIP (CPUID.7.0:ECX bit 2 clear)")
+    leaks = [m.string for m in r.matching(r"^crasher: \w+ read ")]
+    assert not leaks, "\n".join(leaks + [f"log: {r.log}"])
+    envs = r.env_ids("crasher")
+    assert len(envs) == len(UMIP_INSNS), f"log: {r.log}"
+    kills = r.kills()
+    for how, env in zip(UMIP_INSNS, envs):
+        kill = kills.get(env)
+        assert kill is not None, f"crasher:{how} (env {env}) was not killed; log: {r.log}"
+        assert (kill.exception, kill.vector) == ("general protection fault", 13), kill
+        assert kill.function() == "crash_umip", f"{how}: rip {kill.rip:#x}; log: {r.log}"
+    assert len(r.matching(rf"^init: crasher exited status={STATUS_GP}$")) == len(UMIP_INSNS), f"log: {r.log}"
+    assert r.has("init: hello exited status=0")
