@@ -9,6 +9,8 @@ import shutil
 
 import pytest
 
+from toolchain.runlog import EXIT_OK
+
 pytestmark = pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None,
                                 reason="qemu-system-x86_64 not installed (run ci/bootstrap)")
 
@@ -41,6 +43,34 @@ def test_unmap_over_piled_up_page_tables_does_not_stall_the_others(run):
     assert ns <= STALL_MAX_TICKS * 10**9 // STALL_HZ, \
         f"{gap[0].string}: held off the CPU for more than {STALL_MAX_TICKS} ticks; {attack[0].string}; log: {r.log}"
     assert r.has("init: attack_x exited status=0") and r.has("init: witness exited status=0")
+
+
+# ---------------------------------------------------------- segment registers
+
+SEGS_HZ = 10_000
+SEGS_MS = 500
+ZERO_SEGS = "ds=0x0 es=0x0 fs=0x0 gs=0x0"
+
+
+def test_segment_registers_are_each_programs_own(run):
+    # Two programs load different selectors into DS/ES/FS/GS, a third loads
+    # none; at 10 kHz they interleave thousands of times. Each must see only
+    # its own values (no covert channel through selectors), keep them over
+    # preemption and system calls, and start with all four 0.
+    r = run(f"run=segs:set:0:{SEGS_MS},segs:set:1:{SEGS_MS},segs:watch:{SEGS_MS} hz={SEGS_HZ}",
+            timeout=120, icount=True)
+    r.assert_sane()
+    starts = {m.group(1): m.group(2) for m in r.matching(r"^segs: (set \d|watch) start (.*)$")}
+    assert sorted(starts) == ["set 0", "set 1", "watch"], f"log: {r.log}"
+    fails = [m.string for m in r.matching(r"^segs: .* FAIL ")]
+    assert not fails, "\n".join(fails + [f"log: {r.log}"])
+    assert all(v == ZERO_SEGS for v in starts.values()), f"start values: {starts}; log: {r.log}"
+    for m in r.matching(r"^segs: (set \d|watch) ok "):
+        stats = r.fields(rf"^segs: {m.group(1)} ok ")
+        # they really ran side by side, preempted, many times
+        assert stats["switched"] >= 100 and stats["upcalls"] >= 100, f"{m.string}; log: {r.log}"
+    assert len(r.matching(r"^init: segs exited status=0$")) == 3, f"log: {r.log}"
+    assert r.status == EXIT_OK
 
 
 # ------------------------------------------------------------------------ UMIP
