@@ -123,6 +123,9 @@ static long sys_map(uint64_t va, uint64_t len, uint64_t prot)
     return vm_map_user(env_current()->pml4, va, len, (int)prot);
 }
 
+// Restartable (docs/restart.md): a range with more to free than one call
+// may do gives -ERESTART; the dispatcher rewinds and the rerun goes on
+// where the last one stopped, since what is unmapped already is skipped.
 static long sys_unmap(uint64_t va, uint64_t len)
 {
     return vm_unmap_user(env_current()->pml4, va, len);

@@ -13,6 +13,7 @@
 // User intermediate tables are PTE_P|PTE_W|PTE_U: the leaf alone decides
 // the access (read-only, NX). Kernel entries never carry PTE_U, so user code
 // cannot reach the kernel half at all.
+#include <limits.h>
 #include "abi.h"
 #include "cpu.h"
 #include "kernmap.h"
@@ -20,6 +21,7 @@
 #include "pmm.h"
 #include "pti.h"
 #include "string.h"
+#include "syscall.h"
 #include "vm.h"
 #include "x86.h"
 
@@ -199,19 +201,81 @@ static bool mappable_range(uint64_t va, uint64_t len)
     return va + len <= act_start || va >= act_end;
 }
 
-static void unmap_pages(uint64_t *pml4, uint64_t va, uint64_t len)
+// Work one unmap call may do before it gives the CPU back: every page freed
+// and every table descended into costs one (a table also costs a scan of
+// its 512 entries). Measured under TCG: see docs/restart.md.
+#define UNMAP_BUDGET 512
+
+struct unmap_walk {
+    uint64_t start, end;        // the range, page aligned
+    long budget;                // work left
+    bool loaded;                // the address space is in CR3: flush
+    bool freed_table;           // a table was freed: reload CR3 at the end
+};
+
+static bool table_empty(const uint64_t *table)
 {
-    bool flush = loaded(pml4);
-    uint64_t span;
-    for (uint64_t a = va; a < va + len; a = next_after(a, span)) {
-        uint64_t *pte = walk_span(pml4, a, &span);
-        if (!pte)
+    for (int i = 0; i < 512; i++)
+        if (table[i] & PTE_P)
+            return false;
+    return true;
+}
+
+// Unmap what the range covers of `table` (level 2 = PDPT ... 0 = PT), which
+// maps from `base`, freeing the PDs and PTs it empties. false: the budget
+// ran out first (what is done stays done, every table still consistent).
+static bool unmap_table(struct unmap_walk *w, uint64_t *table, int level, uint64_t base)
+{
+    uint64_t span = 1UL << (12 + 9 * level);
+    uint64_t lo = w->start > base ? w->start : base;
+    uint64_t hi = w->end - base < 512 * span ? w->end : base + 512 * span;
+    for (int i = index_at(lo, level); i <= index_at(hi - 1, level); i++) {
+        if (!(table[i] & PTE_P))
             continue;
-        pmm_free(*pte & PTE_ADDR);
-        *pte = 0;
-        if (flush)
-            invlpg(a);
+        if (w->budget-- <= 0)
+            return false;
+        uint64_t va = base + i * span;
+        if (level == 0) {
+            pmm_free(table[i] & PTE_ADDR);
+            table[i] = 0;
+            if (w->loaded)
+                invlpg(va);
+            continue;
+        }
+        uint64_t *child = table_at(table[i]);
+        bool done = unmap_table(w, child, level - 1, va);
+        bool covered = w->start <= va && va + span <= w->end;
+        if ((done && covered) || table_empty(child)) {
+            table[i] = 0;
+            pmm_free(V2P(child));
+            w->freed_table = true;
+        }
+        if (!done)
+            return false;
     }
+    return true;
+}
+
+// Unmap [va, va+len), at most `budget` work; true once all of it is done.
+// PML4 entries (and so the PDPTs) stay: at most 256 per address space.
+static bool unmap_pages(uint64_t *pml4, uint64_t va, uint64_t len, long budget)
+{
+    struct unmap_walk w = { va, va + len, budget, loaded(pml4), false };
+    bool done = true;
+    uint64_t pdpt_span = 1UL << (12 + 9 * 3);
+    for (uint64_t a = va; done && a < va + len; a = next_after(a, pdpt_span)) {
+        uint64_t entry = pml4[index_at(a, 3)];
+        if (!(entry & PTE_P))
+            continue;
+        if (w.budget-- <= 0)
+            done = false;
+        else
+            done = unmap_table(&w, table_at(entry), 2, a & ~(pdpt_span - 1));
+    }
+    // A freed table may still be in the paging-structure caches.
+    if (w.freed_table && w.loaded)
+        write_cr3(read_cr3());
+    return done;
 }
 
 static int map_range(uint64_t *pml4, uint64_t va, uint64_t len, int prot)
@@ -230,9 +294,9 @@ static int map_range(uint64_t *pml4, uint64_t va, uint64_t len, int prot)
         uint64_t *pte = walk(pml4, a, true);
         uint64_t pa = pte ? pmm_alloc() : 0;
         if (!pa) {
-            // Leave nothing behind (empty intermediate tables stay: they
-            // are freed with the address space).
-            unmap_pages(pml4, va, a - va);
+            // Leave nothing behind (a table created for the page that
+            // failed may stay empty: the next unmap over it frees it).
+            unmap_pages(pml4, va, a - va, LONG_MAX);
             return -ENOMEM;
         }
         *pte = pa | leaf_flags(prot);
@@ -260,8 +324,9 @@ int vm_unmap_user(uint64_t *pml4, uint64_t va, uint64_t len)
 {
     if (!mappable_range(va, len))
         return -EINVAL;
-    unmap_pages(pml4, va, len);
-    return 0;
+    // Out of budget: -ERESTART, the caller reruns the call, which skips
+    // what is already gone (docs/restart.md).
+    return unmap_pages(pml4, va, len, UNMAP_BUDGET) ? 0 : -ERESTART;
 }
 
 int vm_write_aspace(uint64_t *pml4, uint64_t va, const void *src, uint64_t len)

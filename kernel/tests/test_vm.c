@@ -3,6 +3,7 @@
 #include "ktest.h"
 #include "memlayout.h"
 #include "pmm.h"
+#include "syscall.h"
 #include "vm.h"
 
 #define VA 0x500000UL
@@ -130,6 +131,90 @@ static void huge_ranges_are_cheap(struct ktest *t)
     vm_free_aspace(as);
 }
 
+#define GIB (1UL << 30)
+
+// Unmap until the call completes, as a rewound system call would; how many
+// calls it took (0: a call failed otherwise, or one made no progress).
+static int unmap_to_the_end(uint64_t *as, uint64_t va, uint64_t len)
+{
+    for (int calls = 1; calls < 1000; calls++) {
+        uint64_t free_before = pmm_free_count();
+        int r = vm_unmap_user(as, va, len);
+        if (r == 0)
+            return calls;
+        if (r != -ERESTART || pmm_free_count() <= free_before)
+            return 0;
+    }
+    return 0;
+}
+
+// An unmap frees the PTs and PDs it empties (PDPTs stay with their PML4
+// entry): map/unmap cycles leave no tables behind.
+static void unmap_frees_empty_tables(struct ktest *t)
+{
+    uint64_t *as = vm_new_aspace();
+    KEXPECT_EQ(t, vm_map_user(as, VA, PAGE_SIZE, VM_READ), 0);     // PML4[0]'s PDPT exists now
+    uint64_t base = pmm_free_count();
+    // One page in each of many 2 MiB regions, in several GiB (several PDs).
+    for (uint64_t va = 4 * GIB; va < 4 * GIB + 3 * GIB; va += 2 * 1024 * 1024 * 7) {
+        KEXPECT_EQ(t, vm_map_user(as, va, PAGE_SIZE, VM_READ), 0);
+        KEXPECT_EQ(t, vm_unmap_user(as, va, PAGE_SIZE), 0);
+    }
+    KEXPECT_EQ(t, pmm_free_count(), base);
+    // A range across a PT and a PD boundary, unmapped in two pieces.
+    uint64_t edge = 2 * GIB - 4 * PAGE_SIZE;
+    KEXPECT_EQ(t, vm_map_user(as, edge, 8 * PAGE_SIZE, VM_READ | VM_WRITE), 0);
+    KEXPECT_EQ(t, vm_unmap_user(as, edge + 2 * PAGE_SIZE, 6 * PAGE_SIZE), 0);
+    KEXPECT_TRUE(t, vm_lookup(as, edge + PAGE_SIZE) != 0);
+    KEXPECT_EQ(t, vm_unmap_user(as, edge, 2 * PAGE_SIZE), 0);
+    KEXPECT_EQ(t, pmm_free_count(), base);
+    // The first page's PT and PD go too; the PDPT stays.
+    KEXPECT_EQ(t, vm_unmap_user(as, USER_BASE, ACT_RESTORE - USER_BASE), 0);
+    KEXPECT_EQ(t, pmm_free_count(), base + 3);
+    KEXPECT_TRUE(t, as[0] & PTE_P);
+    KEXPECT_EQ(t, ((uint64_t *)P2V(as[0] & PTE_ADDR))[0], 0);
+    // Untouched neighbours keep their mappings.
+    KEXPECT_EQ(t, vm_map_user(as, VA, 2 * PAGE_SIZE, VM_READ), 0);
+    KEXPECT_EQ(t, vm_unmap_user(as, VA + PAGE_SIZE, PAGE_SIZE), 0);
+    KEXPECT_TRUE(t, vm_lookup(as, VA) != 0);
+    vm_free_aspace(as);
+}
+
+// More work than one call may do: -ERESTART with progress made, until a
+// rerun completes; then nothing is left.
+static void big_unmap_restarts_and_converges(struct ktest *t)
+{
+    uint64_t *as = vm_new_aspace();
+    KEXPECT_EQ(t, vm_map_user(as, VA, PAGE_SIZE, VM_READ), 0);
+    uint64_t base = pmm_free_count();
+    KEXPECT_EQ(t, vm_map_user(as, 4 * GIB, 4096 * PAGE_SIZE, VM_READ), 0);   // 16 MiB, full PTs
+    for (uint64_t n = 0; n < 4096; n++)                                        // a PT per page
+        KEXPECT_EQ(t, vm_map_user(as, 8 * GIB + (n << 21), PAGE_SIZE, VM_READ), 0);
+    int calls = unmap_to_the_end(as, 4 * GIB, 12 * GIB);
+    KEXPECT_TRUE(t, calls >= 2);
+    KEXPECT_EQ(t, pmm_free_count(), base);
+    KEXPECT_EQ(t, vm_lookup(as, 8 * GIB + (4095UL << 21)), 0);
+    KEXPECT_TRUE(t, vm_lookup(as, VA) != 0);
+    vm_free_aspace(as);
+}
+
+// A PDPT under every user PML4 entry: a rerun walks them all again before
+// it reaches new work, and must still get on.
+static void restarts_converge_with_every_pdpt_present(struct ktest *t)
+{
+    uint64_t *as = vm_new_aspace();
+    uint64_t slot = 512 * GIB;
+    for (uint64_t i = 1; i < 256; i++)
+        KEXPECT_EQ(t, vm_map_user(as, i * slot - 4 * PAGE_SIZE, 8 * PAGE_SIZE, VM_READ), 0);
+    uint64_t base = pmm_free_count();
+    int calls = unmap_to_the_end(as, ACT_SEGMENT + ACT_SEGMENT_SIZE,
+                                 USER_LIMIT - ACT_SEGMENT - ACT_SEGMENT_SIZE);
+    KEXPECT_TRUE(t, calls >= 1);
+    // 8 pages, 2 PTs and 2 PDs per boundary; the 256 PDPTs stay.
+    KEXPECT_EQ(t, pmm_free_count(), base + 255 * 12);
+    vm_free_aspace(as);
+}
+
 KTEST_SUITE(vm,
             KTEST_CASE(canonical_addresses),
             KTEST_CASE(user_ranges),
@@ -138,4 +223,7 @@ KTEST_SUITE(vm,
             KTEST_CASE(protections),
             KTEST_CASE(map_rejects_bad_ranges),
             KTEST_CASE(write_aspace),
-            KTEST_CASE(huge_ranges_are_cheap));
+            KTEST_CASE(huge_ranges_are_cheap),
+            KTEST_CASE(unmap_frees_empty_tables),
+            KTEST_CASE(big_unmap_restarts_and_converges),
+            KTEST_CASE(restarts_converge_with_every_pdpt_present));

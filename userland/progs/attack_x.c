@@ -85,6 +85,36 @@ int main(int argc, char **argv)
         printf("attack_x: tables %lu\n", n);
         return 0;
     }
+    if (!strcmp(how, "stall")) {
+        // Empty page tables piled up as in `tables`, then round after round
+        // until `ms` of guest time have passed: one page in
+        // each 2 MiB region until memory runs out (a page table each), then
+        // one unmap of the whole 60 GiB. A kernel that walks it all with
+        // interrupts off stalls everyone else (tests/test_isolation_misc.py).
+        unsigned long ms = argc > 2 ? strtoul(argv[2], 0, 10) : 2000;
+        unsigned long base = 0x100000000UL, whole = 30000UL << 21;
+        long end = sys_clock_ns() + (long)ms * 1000000, longest = 0;
+        unsigned long rounds = 0, most = 0, piled = 0;
+        // First the `tables` pile-up: map and unmap one page per region.
+        while (piled < 30000 && sys_map(base + (piled << 21), 4096, PROT_READ) == 0)
+            sys_unmap(base + (piled++ << 21), 4096);
+        while (sys_clock_ns() < end) {
+            unsigned long n = 0;
+            while (n < 30000 && sys_map(base + (n << 21), 4096, PROT_READ) == 0)
+                n++;
+            long t0 = sys_clock_ns(), r = sys_unmap(base, whole), t = sys_clock_ns() - t0;
+            if (r != 0) {
+                printf("attack_x: stall unmap=%s\n", errno_name(r));
+                return 1;
+            }
+            longest = t > longest ? t : longest;
+            most = n > most ? n : most;
+            rounds++;
+        }
+        printf("attack_x: stall piled %lu rounds %lu regions %lu longest unmap %ld us\n",
+               piled, rounds, most, longest / 1000);
+        return 0;
+    }
     if (!strcmp(how, "stack_unmapped") || !strcmp(how, "stack_restore") ||
         !strcmp(how, "stack_segment") || !strcmp(how, "entry_restore") ||
         !strcmp(how, "entry_unmapped")) {

@@ -4,7 +4,13 @@
 //   ud2      #UD, the defined invalid opcode
 //   gp       #GP, `cli` at CPL 3 with IOPL 0
 //   null     #PF, a write through a null pointer
+//   sgdt sidt sldt str smsw
+//            #GP where the kernel turned on UMIP (CR4.UMIP, if CPUID.7.0:ECX
+//            bit 2 offers it): at CPL 3 these would read the kernel's GDT and
+//            IDT addresses, its LDT and task register selectors, and CR0's
+//            low bits. Each first prints `crasher: cpu umip <0|1>`.
 #include <revenant.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -33,6 +39,47 @@ __attribute__((noinline, noclone)) static void crash_null(void)
     *p = 1;
 }
 
+// UMIP (user-mode instruction prevention): CPUID.(EAX=7,ECX=0):ECX bit 2.
+static int cpu_has_umip(void)
+{
+    unsigned a, b, c, d;
+    asm volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0), "c"(0));
+    if (a < 7)
+        return 0;
+    asm volatile("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(7), "c"(0));
+    return (c >> 2) & 1;
+}
+
+// The descriptor-table and machine-state stores UMIP forbids at CPL 3; what
+// they read is printed, so a kernel without UMIP shows what leaked. -1: not
+// one of them.
+__attribute__((noinline, noclone)) static int crash_umip(const char *how)
+{
+    static const char *const modes[] = { "sgdt", "sidt", "sldt", "str", "smsw" };
+    int known = 0;
+    for (unsigned i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+        known |= strcmp(how, modes[i]) == 0;
+    if (!known)
+        return -1;
+    printf("crasher: cpu umip %d\n", cpu_has_umip());
+    struct { uint16_t limit; uint64_t base; } __attribute__((packed)) table = { 0, 0 };
+    uint16_t sel = 0xffff;
+    unsigned long msw = ~0UL;
+    if (strcmp(how, "sgdt") == 0)
+        asm volatile("sgdt %0" : "=m"(table));
+    else if (strcmp(how, "sidt") == 0)
+        asm volatile("sidt %0" : "=m"(table));
+    else if (strcmp(how, "sldt") == 0)
+        asm volatile("sldt %0" : "=r"(sel));
+    else if (strcmp(how, "str") == 0)
+        asm volatile("str %0" : "=r"(sel));
+    else
+        asm volatile("smsw %0" : "=r"(msw));
+    printf("crasher: %s read base=0x%lx limit=0x%x selector=0x%x msw=0x%lx\n",
+           how, table.base, table.limit, sel, msw);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *how = argc > 1 ? argv[1] : "null";
@@ -45,7 +92,7 @@ int main(int argc, char **argv)
         crash_gp();
     else if (strcmp(how, "null") == 0)
         crash_null();
-    else {
+    else if (crash_umip(how) < 0) {
         printf("crasher: unknown way to crash: %s\n", how);
         return 2;
     }
