@@ -41,7 +41,9 @@ int vm_map_user(uint64_t *pml4, uint64_t va, uint64_t len, int prot);
 // The same for the kernel-owned activation area [ACT_RESTORE, ACT_SEGMENT
 // + 2 MiB), which vm_map_user refuses: only activation.c maps there.
 int vm_map_act(uint64_t *pml4, uint64_t va, uint64_t len, int prot);
-// Unmap and free; pages not mapped are skipped. 0 or -EINVAL.
+// Unmap and free, and free the page tables (PT, PD) this empties; pages not
+// mapped are skipped. 0, -EINVAL, or -ERESTART when one call's work budget
+// ran out first: rerun it (the syscall is rewound) to finish the job.
 int vm_unmap_user(uint64_t *pml4, uint64_t va, uint64_t len);
 // Copy into any address space through the direct map (no SMAP, no CR3
 // switch): for loaders. -EFAULT if a page is not mapped.

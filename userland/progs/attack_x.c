@@ -92,15 +92,16 @@ int main(int argc, char **argv)
         // one unmap of the whole 60 GiB. A kernel that walks it all with
         // interrupts off stalls everyone else (tests/test_isolation_misc.py).
         unsigned long ms = argc > 2 ? strtoul(argv[2], 0, 10) : 2000;
-        unsigned long base = 0x100000000UL, whole = 30000UL << 21;
+        unsigned long tables = argc > 3 ? strtoul(argv[3], 0, 10) : 30000;
+        unsigned long base = 0x100000000UL, whole = tables << 21;
         long end = sys_clock_ns() + (long)ms * 1000000, longest = 0;
         unsigned long rounds = 0, most = 0, piled = 0;
         // First the `tables` pile-up: map and unmap one page per region.
-        while (piled < 30000 && sys_map(base + (piled << 21), 4096, PROT_READ) == 0)
+        while (piled < tables && sys_map(base + (piled << 21), 4096, PROT_READ) == 0)
             sys_unmap(base + (piled++ << 21), 4096);
         while (sys_clock_ns() < end) {
             unsigned long n = 0;
-            while (n < 30000 && sys_map(base + (n << 21), 4096, PROT_READ) == 0)
+            while (n < tables && sys_map(base + (n << 21), 4096, PROT_READ) == 0)
                 n++;
             long t0 = sys_clock_ns(), r = sys_unmap(base, whole), t = sys_clock_ns() - t0;
             if (r != 0) {
