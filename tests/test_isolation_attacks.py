@@ -202,7 +202,7 @@ def outcomes(request: pytest.FixtureRequest, kernel_elf: Path, layout: Dict[str,
     from toolchain.machine import Machine, MachineConfig
 
     wanted = [item.callspec.params["mode"] if hasattr(item, "callspec") else CONTROL
-              for item in request.session.items if item.module is request.module]
+              for item in request.session.items if getattr(item, "module", None) is request.module]
     machines = {}
     for name in dict.fromkeys(wanted):
         attack = layout[name]
