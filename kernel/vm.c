@@ -140,7 +140,7 @@ static void free_table(uint64_t *table, int level)
             continue;
         if (level > 0)
             free_table(table_at(table[i]), level - 1);
-        else
+        else if (!(table[i] & PTE_SHARED))     // a shared region's frame is the region's
             pmm_free(table[i] & PTE_ADDR);
     }
     pmm_free(V2P(table));
@@ -236,7 +236,8 @@ static bool unmap_table(struct unmap_walk *w, uint64_t *table, int level, uint64
             return false;
         uint64_t va = base + i * span;
         if (level == 0) {
-            pmm_free(table[i] & PTE_ADDR);
+            if (!(table[i] & PTE_SHARED))
+                pmm_free(table[i] & PTE_ADDR);
             table[i] = 0;
             if (w->loaded)
                 invlpg(va);
@@ -278,6 +279,41 @@ static bool unmap_pages(uint64_t *pml4, uint64_t va, uint64_t len, long budget)
     return done;
 }
 
+// Nothing is mapped in [va, va+len): skips absent tables, so the cost
+// follows what is mapped, not the length.
+static bool range_empty(uint64_t *pml4, uint64_t va, uint64_t len)
+{
+    uint64_t span;
+    for (uint64_t a = va; a < va + len; a = next_after(a, span))
+        if (walk_span(pml4, a, &span))
+            return false;
+    return true;
+}
+
+// Fill [va, va+len) with the frames `next_frame` hands out (0: none left),
+// or leave nothing behind: a table created for the page that failed may
+// stay empty (the next unmap over it frees it). 0 or -ENOMEM.
+static int fill_range(uint64_t *pml4, uint64_t va, uint64_t len, uint64_t flags,
+                      uint64_t (*next_frame)(void *), void *arg)
+{
+    for (uint64_t a = va; a < va + len; a += PAGE_SIZE) {
+        uint64_t *pte = walk(pml4, a, true);
+        uint64_t pa = pte ? next_frame(arg) : 0;
+        if (!pa) {
+            unmap_pages(pml4, va, a - va, LONG_MAX);
+            return -ENOMEM;
+        }
+        *pte = pa | flags;
+    }
+    return 0;
+}
+
+static uint64_t fresh_frame(void *arg)
+{
+    (void)arg;
+    return pmm_alloc();
+}
+
 static int map_range(uint64_t *pml4, uint64_t va, uint64_t len, int prot)
 {
     if ((prot & ~(VM_READ | VM_WRITE | VM_EXEC)) || prot == 0)
@@ -286,22 +322,9 @@ static int map_range(uint64_t *pml4, uint64_t va, uint64_t len, int prot)
     // any work (this also bounds the loops below by the size of memory).
     if (len / PAGE_SIZE > pmm_free_count())
         return -ENOMEM;
-    uint64_t span;
-    for (uint64_t a = va; a < va + len; a = next_after(a, span))
-        if (walk_span(pml4, a, &span))
-            return -EINVAL;
-    for (uint64_t a = va; a < va + len; a += PAGE_SIZE) {
-        uint64_t *pte = walk(pml4, a, true);
-        uint64_t pa = pte ? pmm_alloc() : 0;
-        if (!pa) {
-            // Leave nothing behind (a table created for the page that
-            // failed may stay empty: the next unmap over it frees it).
-            unmap_pages(pml4, va, a - va, LONG_MAX);
-            return -ENOMEM;
-        }
-        *pte = pa | leaf_flags(prot);
-    }
-    return 0;
+    if (!range_empty(pml4, va, len))
+        return -EINVAL;
+    return fill_range(pml4, va, len, leaf_flags(prot), fresh_frame, NULL);
 }
 
 int vm_map_user(uint64_t *pml4, uint64_t va, uint64_t len, int prot)
@@ -327,6 +350,39 @@ int vm_unmap_user(uint64_t *pml4, uint64_t va, uint64_t len)
     // Out of budget: -ERESTART, the caller reruns the call, which skips
     // what is already gone (docs/restart.md).
     return unmap_pages(pml4, va, len, UNMAP_BUDGET) ? 0 : -ERESTART;
+}
+
+// The next frame of a shared region, for fill_range.
+static uint64_t region_frame(void *arg)
+{
+    const uint64_t **next = arg;
+    return *(*next)++;
+}
+
+int vm_map_frames(uint64_t *pml4, uint64_t va, const uint64_t *frames, uint64_t n, int prot)
+{
+    if (n > USER_LIMIT / PAGE_SIZE || (prot & ~(VM_READ | VM_WRITE | VM_EXEC)) || prot == 0)
+        return -EINVAL;
+    uint64_t len = n * PAGE_SIZE;
+    if (!mappable_range(va, len) || !range_empty(pml4, va, len))
+        return -EINVAL;
+    // Rolling back on failure clears the entries without freeing the
+    // frames: PTE_SHARED says they are not ours.
+    return fill_range(pml4, va, len, leaf_flags(prot) | PTE_SHARED, region_frame, &frames);
+}
+
+void vm_unmap_frames(uint64_t *pml4, uint64_t va, const uint64_t *frames, uint64_t n)
+{
+    bool flush = loaded(pml4);
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t a = va + i * PAGE_SIZE;
+        uint64_t *pte = is_user_range(a, PAGE_SIZE) ? walk(pml4, a, false) : NULL;
+        if (!pte || !(*pte & PTE_P) || !(*pte & PTE_SHARED) || (*pte & PTE_ADDR) != frames[i])
+            continue;
+        *pte = 0;
+        if (flush)
+            invlpg(a);
+    }
 }
 
 int vm_write_aspace(uint64_t *pml4, uint64_t va, const void *src, uint64_t len)

@@ -18,6 +18,10 @@
 #define PTE_U   (1UL << 2)
 #define PTE_PS  (1UL << 7)
 #define PTE_NX  (1UL << 63)
+// An available bit: the frame is not the address space's own but a shared
+// region's (shm.c). Unmapping such a page (unmap, the end of the
+// environment) clears the entry and leaves the frame to its region.
+#define PTE_SHARED (1UL << 9)
 #define PTE_ADDR 0x000ffffffffff000UL
 
 void vm_init(void);
@@ -45,6 +49,15 @@ int vm_map_act(uint64_t *pml4, uint64_t va, uint64_t len, int prot);
 // mapped are skipped. 0, -EINVAL, or -ERESTART when one call's work budget
 // ran out first: rerun it (the syscall is rewound) to finish the job.
 int vm_unmap_user(uint64_t *pml4, uint64_t va, uint64_t len);
+// Map the frames frames[0..n) (owned by a shared region, not by this
+// address space: PTE_SHARED) at [va, va + n pages). The same rules as
+// vm_map_user: 0, -EINVAL (bad range, activation area, overlap, bad prot),
+// -ENOMEM (a page table could not be allocated; nothing left mapped).
+int vm_map_frames(uint64_t *pml4, uint64_t va, const uint64_t *frames, uint64_t n, int prot);
+// Unmap what is still mapped of such a mapping: only entries that are
+// PTE_SHARED and hold frames[i] at va + i pages (the program may have
+// unmapped or replaced some). Frees no frame; at most n pages of work.
+void vm_unmap_frames(uint64_t *pml4, uint64_t va, const uint64_t *frames, uint64_t n);
 // Copy into any address space through the direct map (no SMAP, no CR3
 // switch): for loaders. -EFAULT if a page is not mapped.
 int vm_write_aspace(uint64_t *pml4, uint64_t va, const void *src, uint64_t len);

@@ -215,6 +215,39 @@ static void restarts_converge_with_every_pdpt_present(struct ktest *t)
     vm_free_aspace(as);
 }
 
+// Frames mapped with vm_map_frames belong to someone else (a shared
+// region): no way of unmapping them frees them, and vm_unmap_frames
+// clears only the entries that still hold them.
+static void shared_frames_are_never_freed_by_the_mapping(struct ktest *t)
+{
+    uint64_t before = pmm_free_count();
+    uint64_t frames[3] = { pmm_alloc(), pmm_alloc(), pmm_alloc() };
+    uint64_t *as = vm_new_aspace();
+    KEXPECT_EQ(t, vm_map_user(as, VA, PAGE_SIZE, VM_READ), 0);
+    KEXPECT_EQ(t, vm_map_frames(as, VA, frames, 3, VM_READ), -EINVAL);          // overlap
+    KEXPECT_EQ(t, vm_map_frames(as, ACT_SEGMENT, frames, 3, VM_READ), -EINVAL); // activation area
+    KEXPECT_EQ(t, vm_map_frames(as, VA + PAGE_SIZE + 8, frames, 3, VM_READ), -EINVAL);
+    KEXPECT_EQ(t, vm_map_frames(as, VA + PAGE_SIZE, frames, 3, VM_READ | VM_WRITE | VM_EXEC), 0);
+    uint64_t pte = vm_lookup(as, VA + 2 * PAGE_SIZE);
+    KEXPECT_EQ(t, pte & PTE_ADDR, frames[1]);
+    KEXPECT_TRUE(t, (pte & (PTE_SHARED | PTE_W | PTE_U)) == (PTE_SHARED | PTE_W | PTE_U));
+    // A plain unmap of one page leaves its frame alone ...
+    KEXPECT_EQ(t, vm_unmap_user(as, VA + 2 * PAGE_SIZE, PAGE_SIZE), 0);
+    KEXPECT_EQ(t, vm_lookup(as, VA + 2 * PAGE_SIZE), 0);
+    // ... and an anonymous page in its place is not the region's to clear.
+    KEXPECT_EQ(t, vm_map_user(as, VA + 2 * PAGE_SIZE, PAGE_SIZE, VM_READ), 0);
+    vm_unmap_frames(as, VA + PAGE_SIZE, frames, 3);
+    KEXPECT_EQ(t, vm_lookup(as, VA + PAGE_SIZE), 0);
+    KEXPECT_TRUE(t, vm_lookup(as, VA + 2 * PAGE_SIZE) != 0);
+    KEXPECT_EQ(t, vm_lookup(as, VA + 3 * PAGE_SIZE), 0);
+    // The end of the address space frees its own pages and tables only.
+    KEXPECT_EQ(t, vm_map_frames(as, 4 * GIB, frames, 3, VM_READ), 0);
+    vm_free_aspace(as);
+    KEXPECT_EQ(t, pmm_free_count(), before - 3);    // only the region's frames are still taken
+    for (int i = 0; i < 3; i++)
+        pmm_free(frames[i]);
+}
+
 KTEST_SUITE(vm,
             KTEST_CASE(canonical_addresses),
             KTEST_CASE(user_ranges),
@@ -226,4 +259,5 @@ KTEST_SUITE(vm,
             KTEST_CASE(huge_ranges_are_cheap),
             KTEST_CASE(unmap_frees_empty_tables),
             KTEST_CASE(big_unmap_restarts_and_converges),
-            KTEST_CASE(restarts_converge_with_every_pdpt_present));
+            KTEST_CASE(restarts_converge_with_every_pdpt_present),
+            KTEST_CASE(shared_frames_are_never_freed_by_the_mapping));
