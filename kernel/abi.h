@@ -24,7 +24,14 @@
 #define SYS_act_resume  12  // (record)                     never returns (activations)
 #define SYS_act_enable  13  // () -> 0                      leave the disabled state
 #define SYS_act_stats   14  // (&struct act_stats) -> 0
-#define SYS_COUNT       15
+#define SYS_futex_wait  15  // (&word, expected, deadline_ns or 0) -> 0    blocking, restartable
+#define SYS_futex_wake  16  // (&word, n) -> waiters woken
+#define SYS_shm_create  17  // (size) -> handle
+#define SYS_shm_map     18  // (handle, va, prot) -> region size in bytes
+#define SYS_shm_unmap   19  // (va) -> 0
+#define SYS_shm_close   20  // (handle) -> 0
+#define SYS_spawn_shared 21 // (name, argv, argc, handles, nhandles) -> env id
+#define SYS_COUNT       22
 
 #define EPERM        1
 #define ENOENT       2
@@ -33,11 +40,15 @@
 #define ENOEXEC      8
 #define EBADF        9
 #define ECHILD      10
+#define EAGAIN      11  // futex_wait: the word is not the expected value
 #define ENOMEM      12
 #define EFAULT      14
+#define EBUSY       16  // shm_map: this handle's region is mapped already
 #define EINVAL      22
+#define ENOSPC      28  // shm: the environment's region or byte limit
 #define ENAMETOOLONG 36
 #define ENOSYS      38
+#define ETIMEDOUT  110  // futex_wait: the deadline has passed
 
 // The status wait() reports. exit(n) gives n & 0xff (0..255). An
 // environment the kernel killed gets a value above that range, so the two
@@ -56,6 +67,18 @@
 #define PROT_EXEC   4
 
 #define WRITE_MAX   (1UL << 20)     // write() refuses longer buffers: -EINVAL
+
+// Futexes (docs/restart.md): a deadline of 0 means none.
+#define FUTEX_NO_DEADLINE 0
+
+// Shared memory regions (docs/abi.md). A handle is meaningful only in the
+// environment that holds it, like a file descriptor. Every region an
+// environment holds, by a handle or a mapping, counts against its limits.
+#define SHM_REGION_MAX   (1UL << 20)    // bytes in one region (rounded up to pages)
+#define SHM_REGIONS_MAX  8              // regions one environment holds at once
+#define SHM_BYTES_MAX    (4UL << 20)    // bytes of regions one environment holds
+// The handle a child finds for the i-th region spawn_shared handed it.
+#define SHM_GIVEN(i)     ((1L << 8) | (i))
 
 // The user address space. The kernel's memlayout.h may define the same
 // names; these guards keep one definition.

@@ -174,6 +174,7 @@ static void env_end(struct env *e, int status)
         vm_switch(vm_kernel_aspace());
     vm_free_aspace(e->pml4);
     e->pml4 = NULL;
+    shm_env_release(e);     // after the address space: its mappings never free a region's frames
     e->status = status;
     live--;
 

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "sched.h"
+#include "shm.h"
 #include "trap.h"
 
 #define ENV_MAX        64       // live + zombie environments at once
@@ -29,6 +30,7 @@ struct env {
     int nvprocs;
     struct vproc *vprocs[ENV_MAX_VPROCS];
     struct act_env *act;        // activation state (activation.c), NULL once ended
+    struct shm_table shm;       // shared regions held (shm.c), empty once ended
 };
 
 // Create an environment running `image` (an ELF, loaded by elf_load) with

@@ -37,9 +37,11 @@ struct vproc *vproc_new(struct env *env)
     v->env = env;
     v->state = VP_BLOCKED;
     v->wait_kind = WAIT_NONE;
+    v->wait_deadline = 0;
     v->index = 0;
     v->act_disabled = false;
     v->act_resuming = ACT_NONE;
+    v->act_restart_pending = false;
     for (int i = 0; i < 4; i++)
         v->seg[i] = 0;          // a program starts with null DS, ES, FS, GS
     // The FPU state a program starts with: what fninit leaves, plus the
@@ -89,6 +91,7 @@ void sched_make_runnable(struct vproc *v)
 {
     v->state = VP_RUNNABLE;
     v->wait_kind = WAIT_NONE;
+    v->wait_deadline = 0;
     v->run_next = NULL;
     if (run_tail)
         run_tail->run_next = v;
@@ -111,17 +114,53 @@ void sched_wake(enum wait_kind kind, uint64_t key)
             sched_make_runnable(v);
 }
 
+long sched_wake_n(enum wait_kind kind, uint64_t key, uint64_t n)
+{
+    long woken = 0;
+    for (struct vproc *v = all_vprocs; v && (uint64_t)woken < n; v = v->all_next) {
+        if (v->state == VP_BLOCKED && v->wait_kind == kind && v->wait_key == key) {
+            sched_make_runnable(v);
+            woken++;
+        }
+    }
+    return woken;
+}
+
+// The instant a blocked vproc's call may complete by timing out, or 0.
+static uint64_t wait_deadline(const struct vproc *v)
+{
+    if (v->wait_kind == WAIT_SLEEP)
+        return v->wait_key;
+    return v->wait_kind == WAIT_FUTEX ? v->wait_deadline : 0;
+}
+
 void sched_tick(void)
 {
     uint64_t now = 0;
     for (struct vproc *v = all_vprocs; v; v = v->all_next) {
-        if (v->state != VP_BLOCKED || v->wait_kind != WAIT_SLEEP)
+        uint64_t deadline = v->state == VP_BLOCKED ? wait_deadline(v) : 0;
+        if (!deadline)
             continue;
         if (!now)
             now = timer_ns();
-        if (v->wait_key <= now)
+        if (deadline <= now)
             sched_make_runnable(v);
     }
+}
+
+int sched_drop_waits(int dropped[WAIT_KINDS])
+{
+    int total = 0;
+    for (int k = 0; k < WAIT_KINDS; k++)
+        dropped[k] = 0;
+    for (struct vproc *v = all_vprocs; v; v = v->all_next) {
+        if (v->state != VP_BLOCKED || v->wait_kind == WAIT_NONE)
+            continue;       // WAIT_NONE: a fresh vproc not yet queued, not a waiter
+        dropped[v->wait_kind]++;
+        total++;
+        sched_make_runnable(v);
+    }
+    return total;
 }
 
 bool sched_others_waiting(void)

@@ -20,7 +20,7 @@
 #define VEC_UPCALL  0x102       // built by activation.c: an upcall entry, rcx/r11 dead, sysret may return
 
 enum vproc_state { VP_RUNNABLE, VP_RUNNING, VP_BLOCKED, VP_DEAD };
-enum wait_kind { WAIT_NONE, WAIT_CHILD, WAIT_SLEEP };
+enum wait_kind { WAIT_NONE, WAIT_CHILD, WAIT_SLEEP, WAIT_FUTEX, WAIT_KINDS };
 
 struct env;
 
@@ -33,10 +33,12 @@ struct vproc {
     struct env *env;
     enum vproc_state state;
     enum wait_kind wait_kind;   // what a BLOCKED vproc is waiting for
-    uint64_t wait_key;          // child id (or -1) / deadline in ns
+    uint64_t wait_key;          // child id (or -1) / deadline in ns / futex key
+    uint64_t wait_deadline;     // WAIT_FUTEX: wake at this clock_ns() too (0: never)
     int index;                  // in env->vprocs
     bool act_disabled;          // its scheduler runs: interrupts resume it directly
     int act_resuming;           // record being restored, or ACT_NONE (activation.c)
+    bool act_restart_pending;   // a restart came while disabled: upcall once enabled (restart.c)
     struct vproc *run_next;     // run queue
     struct vproc *all_next;     // every vproc, for wakeups
 };
@@ -55,8 +57,13 @@ void sched_block(struct vproc *v, enum wait_kind kind, uint64_t key);
 // Make runnable every vproc blocked on (kind, key); WAIT_CHILD matches
 // key == child id and waits for any child (-1).
 void sched_wake(enum wait_kind kind, uint64_t key);
-// Timer tick: wake sleepers whose deadline has passed.
+// Make runnable at most n vprocs blocked on (kind, key); how many.
+long sched_wake_n(enum wait_kind kind, uint64_t key, uint64_t n);
+// Timer tick: wake sleepers and timed futex waiters whose deadline has passed.
 void sched_tick(void);
+// Make every blocked vproc runnable at its rewound syscall, forgetting what
+// it waited for; dropped[kind] counts them (restart.c). The total.
+int sched_drop_waits(int dropped[WAIT_KINDS]);
 bool sched_others_waiting(void);                // anything in the run queue?
 
 // Never return: resume the next runnable vproc, idling until there is one.

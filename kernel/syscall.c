@@ -17,11 +17,13 @@
 #include "cmdline.h"
 #include "cpu.h"
 #include "env.h"
+#include "futex.h"
 #include "gdt.h"
 #include "initrd.h"
 #include "kalloc.h"
 #include "memlayout.h"
 #include "sched.h"
+#include "shm.h"
 #include "string.h"
 #include "syscall.h"
 #include "timer.h"
@@ -173,6 +175,22 @@ static long sys_spawn(uint64_t name_uva, uint64_t argv_uva, uint64_t argc)
     return r;
 }
 
+// spawn with shared regions: the child holds them as its handles
+// SHM_GIVEN(0..n-1) from its first instruction (it cannot run before this
+// call returns: the kernel runs with interrupts off).
+static long sys_spawn_shared(uint64_t name_uva, uint64_t argv_uva, uint64_t argc,
+                             uint64_t handles_uva, uint64_t n)
+{
+    struct shm_region *gift[SHM_REGIONS_MAX];
+    long r = shm_gift_check(env_current(), handles_uva, n, gift);
+    if (r < 0)
+        return r;
+    r = sys_spawn(name_uva, argv_uva, argc);
+    if (r > 0)
+        shm_gift_give(env_find((int)r), gift, n);
+    return r;
+}
+
 static long sys_wait(uint64_t id, uint64_t status_uva)
 {
     return env_wait(env_current(), (long)id, status_uva);
@@ -225,6 +243,13 @@ static const syscall_fn syscalls[SYS_COUNT] = {
     CALL(SYS_act_resume, sys_act_resume),
     CALL(SYS_act_enable, sys_act_enable),
     CALL(SYS_act_stats, sys_act_stats),
+    CALL(SYS_futex_wait, sys_futex_wait),
+    CALL(SYS_futex_wake, sys_futex_wake),
+    CALL(SYS_shm_create, sys_shm_create),
+    CALL(SYS_shm_map, sys_shm_map),
+    CALL(SYS_shm_unmap, sys_shm_unmap),
+    CALL(SYS_shm_close, sys_shm_close),
+    CALL(SYS_spawn_shared, sys_spawn_shared),
 };
 
 void syscall_dispatch(struct trapframe *tf)

@@ -22,6 +22,18 @@ long sys_wait(long id, int *status);
 long sys_poweroff(long ok);
 long sys_sleep_until(unsigned long deadline_ns);
 long sys_cmdline(char *buf, unsigned long len);
+// Blocking, restartable: -EAGAIN when *word != expected (also how a wake
+// shows: the woken call reruns and finds the word changed), -ETIMEDOUT at
+// the absolute deadline (FUTEX_NO_DEADLINE: none). Prefer futex_wait in
+// <thread.h>, which lets the program's other threads run meanwhile.
+long sys_futex_wait(const volatile uint32_t *word, uint32_t expected, unsigned long deadline_ns);
+long sys_futex_wake(const volatile uint32_t *word, unsigned long n);
+long sys_shm_create(unsigned long size);
+long sys_shm_map(long handle, unsigned long va, long prot);
+long sys_shm_unmap(unsigned long va);
+long sys_shm_close(long handle);
+long sys_spawn_shared(const char *name, char *const argv[], long argc, const long *handles,
+                      long nhandles);
 
 // Any number, any arguments: for the fuzzer.
 long sys_raw(long nr, long a0, long a1, long a2, long a3, long a4, long a5);

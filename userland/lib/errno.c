@@ -10,11 +10,15 @@ const char *errno_name(long err)
     case ENOEXEC:      return "ENOEXEC";
     case EBADF:        return "EBADF";
     case ECHILD:       return "ECHILD";
+    case EAGAIN:       return "EAGAIN";
     case ENOMEM:       return "ENOMEM";
     case EFAULT:       return "EFAULT";
+    case EBUSY:        return "EBUSY";
     case EINVAL:       return "EINVAL";
+    case ENOSPC:       return "ENOSPC";
     case ENAMETOOLONG: return "ENAMETOOLONG";
     case ENOSYS:       return "ENOSYS";
+    case ETIMEDOUT:    return "ETIMEDOUT";
     default:           return "E?";
     }
 }

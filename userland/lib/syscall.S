@@ -33,6 +33,13 @@ STUB sys_wait,        SYS_wait
 STUB sys_poweroff,    SYS_poweroff
 STUB sys_sleep_until, SYS_sleep_until
 STUB sys_cmdline,     SYS_cmdline
+STUB sys_futex_wait,  SYS_futex_wait
+STUB sys_futex_wake,  SYS_futex_wake
+STUB sys_shm_create,  SYS_shm_create
+STUB sys_shm_map,     SYS_shm_map
+STUB sys_shm_unmap,   SYS_shm_unmap
+STUB sys_shm_close,   SYS_shm_close
+STUB sys_spawn_shared, SYS_spawn_shared
 
 // long sys_raw(nr, a0, a1, a2, a3, a4, a5): shift the C arguments down one
 // register; the sixth comes from the stack.

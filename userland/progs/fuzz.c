@@ -27,6 +27,12 @@
 //             still sent.
 //   act_resume  never called: a valid record would resume garbage and any
 //             other address ends the program (hostile record), both by design.
+//   futex_wait  the deadline is in the past or at most 1 ms ahead, never 0
+//             (none): a word that happens to hold `expected` would block
+//             the fuzzer for good.
+//   spawn_shared  the name as for spawn; the handles are whatever comes.
+//   shm_map, shm_unmap, shm_close, shm_create, futex_wake: as they come
+//             (shm_map never maps over anything, the limits bound the rest).
 // Numbers with the upper 32 bits set keep their low 32 bits out of the
 // valid range too, so the test does not depend on whether the kernel
 // reads rax as 64 or 32 bits.
@@ -123,6 +129,13 @@ static uint64_t safe_dst(uint64_t p, uint64_t len)
     return p;
 }
 
+// A deadline in the past, or rarely up to 1 ms ahead; never 0.
+static uint64_t near_deadline(void)
+{
+    uint64_t now = sys_clock_ns();
+    return rng_below(&rng, 256) ? now - rng_below(&rng, now) : now + rng_below(&rng, 1000000);
+}
+
 static long one_call(uint64_t nr, uint64_t a[6])
 {
     switch (nr) {
@@ -144,6 +157,7 @@ static long one_call(uint64_t nr, uint64_t a[6])
             nr = SYS_getpid;
         break;
     case SYS_spawn:
+    case SYS_spawn_shared:
         // A name in memory we own might spell a real program ("fuzz" after
         // cmdline() wrote "run=fuzz" into the scratch page, say).
         if (rng_below(&rng, 2) || overlaps(a[0], 256, USER_BASE, image_end()) ||
@@ -163,12 +177,12 @@ static long one_call(uint64_t nr, uint64_t a[6])
         }
         return r;
     }
-    case SYS_sleep_until: {
-        uint64_t now = sys_clock_ns();
-        a[0] = rng_below(&rng, 256) ? now - rng_below(&rng, now + 1)
-                                    : now + rng_below(&rng, 1000000);
+    case SYS_sleep_until:
+        a[0] = near_deadline();
         break;
-    }
+    case SYS_futex_wait:
+        a[2] = near_deadline();
+        break;
     case SYS_cmdline:
         a[0] = safe_dst(a[0], a[1]);
         break;
