@@ -136,9 +136,18 @@ const char *act_check_record(const struct act_record *r, uint64_t *value)
 
 const char *act_check_upcall(uint64_t entry, uint64_t stack, uint64_t *value)
 {
+    return act_check_upcall_for(ACT_PREEMPTED, entry, stack, value);
+}
+
+const char *act_check_upcall_for(uint32_t reason, uint64_t entry, uint64_t stack, uint64_t *value)
+{
+    static const char *const entry_names[ACT_NENTRIES] = {
+        "entry[0]", "entry[1]", "entry[2]", "entry[3]",
+        "entry[4]", "entry[5]", "entry[6]", "entry[7]",
+    };
     if (entry < USER_BASE || !user_address(entry)) {
         *value = entry;
-        return "entry[4]";
+        return entry_names[reason % ACT_NENTRIES];
     }
     // The handler's first push lands below stack - 8: the whole stack must
     // be user space, 16-aligned for the SysV call convention.
@@ -308,36 +317,43 @@ static void enter_upcall(struct vproc *v, uint64_t entry, uint64_t stack, uint64
     tf->vector = VEC_UPCALL;
 }
 
-bool act_preempt(struct vproc *v, bool cut_short)
+// The entry the program registered for `reason`, read once, or 0.
+static uint64_t registered(struct act_env *a, uint32_t reason)
+{
+    return *(volatile uint64_t *)&a->header->entry[reason];
+}
+
+// Enter v's scheduler at entry[reason] with the thread v's frame holds.
+// `reuse` is a record that holds that thread already (a restore cut short,
+// or a record being resumed), ACT_NONE to save the frame into a new one.
+// 1: delivered; 0: nothing registered for `reason` (v untouched); -1: the
+// environment was killed (hostile header, pool exhausted).
+static int deliver(struct vproc *v, uint32_t reason, int reuse)
 {
     struct env *e = v->env;
     struct act_env *a = e->act;
-    if (v->act_disabled) {
-        a->stats.disabled_saves++;
-        mirror(a, v);
-        return true;                // resume directly from the vproc's frame
-    }
     // Read each user-written word once, then judge that copy.
-    uint64_t entry = *(volatile uint64_t *)&a->header->entry[ACT_PREEMPTED];
+    uint64_t entry = registered(a, reason);
     if (!entry)
-        return true;                // no scheduler registered: plain preemption
+        return 0;
     uint64_t stack = *(volatile uint64_t *)&a->header->upcall_stack;
     a->used = true;
     uint64_t bad;
-    const char *field = act_check_upcall(entry, stack, &bad);
+    const char *field = act_check_upcall_for(reason, entry, stack, &bad);
     if (field) {
         char why[80];
         snprintf(why, sizeof(why), "hostile activation header: %s 0x%lx", field, bad);
         env_kill(e, why);
-        return false;
+        return -1;
     }
     int i;
     struct act_record *r;
-    if (cut_short) {
-        // The restore was interrupted: the record is intact (the sequence
-        // only reads it) and still holds the whole thread. Hand it back.
-        i = v->act_resuming;
-        v->act_resuming = ACT_NONE;
+    if (reuse != ACT_NONE) {
+        // The record is intact (the restore sequence only reads it) and
+        // still holds the whole thread. Hand it back.
+        i = reuse;
+        if (v->act_resuming == reuse)
+            v->act_resuming = ACT_NONE;
         r = record_kva(e, (uint32_t)i);
         a->stats.redelivered++;
     } else {
@@ -347,21 +363,49 @@ bool act_preempt(struct vproc *v, bool cut_short)
             snprintf(why, sizeof(why), "activation record pool exhausted (%u records in use)",
                      a->pool.size);
             env_kill(e, why);
-            return false;
+            return -1;
         }
         r = record_kva(e, (uint32_t)i);
         save_frame(r, &v->tf);
         a->stats.delivered++;
     }
-    r->reason = ACT_PREEMPTED;
+    r->reason = reason;
     r->index = (uint32_t)i;
     r->vproc = (uint32_t)v->index;
     r->flags = 0;
     r->seq = ++a->seq;
     v->act_disabled = true;
-    enter_upcall(v, entry, stack, record_uva((uint32_t)i), ACT_PREEMPTED);
+    enter_upcall(v, entry, stack, record_uva((uint32_t)i), reason);
     mirror(a, v);
-    return true;
+    return 1;
+}
+
+bool act_preempt(struct vproc *v, bool cut_short)
+{
+    struct act_env *a = v->env->act;
+    if (v->act_disabled) {
+        a->stats.disabled_saves++;
+        mirror(a, v);
+        return true;                // resume directly from the vproc's frame
+    }
+    // No scheduler registered: plain preemption (a restore cut short just
+    // goes on, and the next entry settles it).
+    return deliver(v, ACT_PREEMPTED, cut_short ? v->act_resuming : ACT_NONE) >= 0;
+}
+
+int act_restart(struct vproc *v)
+{
+    struct act_env *a = v->env->act;
+    if (!a || !registered(a, ACT_RESTARTED))
+        return 0;                   // the rewound call just reruns
+    if (v->act_disabled) {
+        // Its scheduler runs on the upcall stack, which a new upcall would
+        // take from under it: deliver once it lets go (act_resume, act_enable).
+        v->act_restart_pending = true;
+        return 0;
+    }
+    bool cut_short = v->act_resuming != ACT_NONE && act_settle(v);
+    return deliver(v, ACT_RESTARTED, cut_short ? v->act_resuming : ACT_NONE);
 }
 
 // ------------------------------------------------------------ syscalls
@@ -396,6 +440,13 @@ long sys_act_resume(uint64_t uva)
         kill_hostile_record(e, i, field, bad);
         return 0;
     }
+    if (v->act_restart_pending) {
+        // A restart came while the scheduler ran: it gets the thread it
+        // was about to resume back, in a restarted upcall.
+        v->act_restart_pending = false;
+        if (deliver(v, ACT_RESTARTED, (int)i) != 0)
+            return 0;               // delivered, or the environment was killed
+    }
     v->act_resuming = (int)i;
     v->act_disabled = false;
     a->stats.resumed++;
@@ -415,6 +466,13 @@ long sys_act_enable(void)
     a->used = true;
     v->act_disabled = false;
     mirror(a, v);
+    if (v->act_restart_pending) {
+        // A restart came while the scheduler ran: the thread it switched
+        // to (this frame, the call complete) goes to a restarted upcall.
+        v->act_restart_pending = false;
+        v->tf.rax = 0;
+        deliver(v, ACT_RESTARTED, ACT_NONE);
+    }
     return 0;
 }
 

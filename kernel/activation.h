@@ -50,6 +50,13 @@ bool act_settle(struct vproc *v);
 // environment was killed (hostile header, pool exhausted).
 bool act_preempt(struct vproc *v, bool cut_short);
 
+// A restart (restart.c): a restarted upcall (entry[ACT_RESTARTED]) with the
+// thread v's frame holds, now if v is enabled, else once its scheduler
+// leaves the disabled state (act_resume, act_enable: v->act_restart_pending).
+// 1: delivered now; 0: nothing registered, or pending; -1: the environment
+// was killed (hostile header, pool exhausted).
+int act_restart(struct vproc *v);
+
 // The system calls.
 long sys_act_resume(uint64_t record);
 long sys_act_enable(void);
@@ -68,5 +75,6 @@ uint64_t act_restore_len(void);
 const char *act_check_record(const struct act_record *r, uint64_t *value);
 // The upcall target may be entered: NULL, or "entry[<reason>]" /
 // "upcall_stack" with the bad value in *value.
-const char *act_check_upcall(uint64_t entry, uint64_t stack, uint64_t *value);
+const char *act_check_upcall(uint64_t entry, uint64_t stack, uint64_t *value);   // reason 4
+const char *act_check_upcall_for(uint32_t reason, uint64_t entry, uint64_t stack, uint64_t *value);
 #endif

@@ -39,6 +39,11 @@ struct env *env_find(int id)
     return NULL;
 }
 
+struct env *env_slot(int i)
+{
+    return i >= 0 && i < ENV_MAX ? envs[i] : NULL;
+}
+
 static int free_slot(void)
 {
     for (int i = 0; i < ENV_MAX; i++)

@@ -52,6 +52,9 @@ static inline struct env *env_current(void)
     return v ? v->env : NULL;
 }
 struct env *env_find(int id);
+// The environment in table slot i (0..ENV_MAX-1), live or zombie, or NULL:
+// for walks over every environment (restart.c).
+struct env *env_slot(int i);
 
 // wait(): reap a zombie child of `e` (id, or any for -1) into *status_uva;
 // returns its id, -ECHILD if there is no such child, -ERESTART (blocked,

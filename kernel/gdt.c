@@ -49,7 +49,7 @@ _Static_assert(sizeof(struct tss) == 104, "TSS layout");
 
 static struct tss tss ENTRY_RO __attribute__((aligned(16)));
 static uint64_t gdt[7] ENTRY_RO __attribute__((aligned(16)));
-extern char df_stack_top[], entry_stack_top[];     // trapasm.S
+extern char df_stack_top[], nmi_stack_top[], entry_stack_top[];     // trapasm.S
 
 // A 64-bit TSS descriptor takes two slots: the usual 8-byte layout plus
 // the upper 32 bits of the base.
@@ -98,6 +98,7 @@ void gdt_init(void)
     set_tss_descriptor(&gdt[TSS_SEL >> 3], (uint64_t)&tss, sizeof(tss) - 1);
 
     tss.ist[IST_DOUBLE_FAULT - 1] = (uint64_t)df_stack_top;
+    tss.ist[IST_NMI - 1] = (uint64_t)nmi_stack_top;
     tss.iomap_base = sizeof(tss);   // no I/O permission bitmap: user port I/O faults
     tss.rsp[0] = (uint64_t)entry_stack_top;
 

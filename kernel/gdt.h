@@ -14,6 +14,7 @@
 
 // Interrupt stack table slots (1-based, as the IDT gate encodes them).
 #define IST_DOUBLE_FAULT 1
+#define IST_NMI          2
 
 void gdt_init(void);
 #endif

@@ -19,6 +19,7 @@
 #define SVR_ENABLE      0x100
 #define LVT_MASKED      (1 << 16)
 #define LVT_PERIODIC    (1 << 17)
+#define LVT_DM_NMI      (4 << 8)
 #define DIV_BY_16       0x3
 
 static volatile uint32_t *lapic;
@@ -43,7 +44,9 @@ void lapic_init(void)
     lapic = P2V(base);
     lapic_write(LAPIC_SVR, SVR_ENABLE | T_SPURIOUS);
     lapic_write(LAPIC_LVT_LINT0, LVT_MASKED);
-    lapic_write(LAPIC_LVT_LINT1, LVT_MASKED);
+    // LINT1 delivers NMIs (as firmware sets it up): QEMU's inject-nmi
+    // arrives there, and the kernel takes it as a restart request.
+    lapic_write(LAPIC_LVT_LINT1, LVT_DM_NMI);
     lapic_timer_stop();
 }
 

@@ -15,6 +15,7 @@
 #include "pmm.h"
 #include "power.h"
 #include "printf.h"
+#include "restart.h"
 #include "sched.h"
 #include "syscall.h"
 #include "timer.h"
@@ -101,6 +102,7 @@ void kmain(int protocol, uint64_t info)
     syscall_init();
     act_init(cmdline_get_ulong("act_pool", ACT_POOL_DEFAULT));
     timer_init(cmdline_get_ulong("hz", 100));
+    restart_init();
     kprintf("revenant: ready\n");
 
     const char *how = cmdline_get("crash");

@@ -16,6 +16,7 @@
 #include "gdt.h"
 #include "kalloc.h"
 #include "panic.h"
+#include "restart.h"
 #include "sched.h"
 #include "string.h"
 #include "timer.h"
@@ -254,6 +255,10 @@ void vproc_resume(struct vproc *v)
 void schedule(void)
 {
     for (;;) {
+        // A safe point: every vproc's frame is complete, and nothing of a
+        // program runs before this loop picks one (restart.c).
+        if (restart_due())
+            restart_run();
         struct vproc *v = run_pop();
         if (v)
             vproc_resume(v);

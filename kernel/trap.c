@@ -5,6 +5,7 @@
 #include "gdt.h"
 #include "lapic.h"
 #include "panic.h"
+#include "restart.h"
 #include "sched.h"
 #include "timer.h"
 #include "trap.h"
@@ -26,6 +27,7 @@ struct gate {
 // In the entry area, read-only in every page table (gdt.c says why).
 static struct gate idt[256] __attribute__((section(".entry.ro"), aligned(4096)));
 extern const uint64_t trap_vectors[256];   // trapasm.S
+extern char nmi_entry[];                    // trapasm.S: a restart request
 
 static void set_gate(int vector, uint64_t handler, int ist)
 {
@@ -46,6 +48,9 @@ void idt_init(void)
     // A double fault often means the kernel stack is gone; take it on a
     // stack of its own so the panic can still print.
     set_gate(T_DOUBLE_FAULT, trap_vectors[T_DOUBLE_FAULT], IST_DOUBLE_FAULT);
+    // An NMI may come at any instruction, even where RSP is the program's:
+    // a stack of its own, and a handler that only counts (trapasm.S).
+    set_gate(T_NMI, (uint64_t)nmi_entry, IST_NMI);
 
     struct {
         uint16_t limit;
@@ -156,8 +161,16 @@ void trap_user(struct trapframe *tf)
     }
     if (tf->vector == T_TIMER) {
         tick();
-        if (!act_preempt(v, cut_short))
+        // A tick from user mode is a safe point (every vproc's frame is
+        // complete): act on a restart request here. The restart takes the
+        // place of this tick's preemption upcall.
+        if (restart_due()) {
+            restart_run();
+            if (!mycpu()->vproc)
+                schedule();             // v's environment was killed (hostile header)
+        } else if (!act_preempt(v, cut_short)) {
             schedule();                 // the environment was killed
+        }
         if (sched_others_waiting()) {
             sched_make_runnable(v);     // preempted: to the back of the queue
             schedule();

@@ -105,6 +105,37 @@ from_kernel:
 2:      pop_gprs_to_rip
         iretq
 
+// NMI: the host asks for an in-place restart (QMP inject-nmi, docs/restart.md).
+// An NMI can arrive at any instruction, even with interrupts off: in the
+// `syscall` entry before the stack switch (RSP is still the program's),
+// in an exit after the switch to the user view, in the idle loop, in C.
+// So it runs on its own IST stack (gdt.c), which the entry area maps, and
+// does the least that is safe anywhere: no GS (it may be the program's),
+// no C, no stack but its own. It loads the kernel view if the user view
+// was loaded (the request counter is kernel memory), counts the request,
+// puts CR3 back and returns. restart.c acts on the count at the next safe
+// point, never here, and scrubs this stack then; the two registers pushed
+// here are zeroed before iretq.
+        .globl nmi_entry
+        .balign 16
+nmi_entry:
+        pushq %rax
+        pushq %rcx
+        movq %cr3, %rax
+        movq %rax, %rcx
+        btrq $PTI_USER_PML4_BIT, %rax
+        jnc 1f
+        movq %rax, %cr3
+1:      lock incq nmi_requests(%rip)
+        cmpq %rax, %rcx
+        je 2f
+        movq %rcx, %cr3
+2:      popq %rcx
+        popq %rax
+        movq $0, -8(%rsp)
+        movq $0, -16(%rsp)
+        iretq
+
         .altmacro
         .section .rodata
         .balign 8
@@ -120,18 +151,26 @@ trap_vectors:
 // frame at the top of entry_stack (TSS.rsp0); double faults run on their
 // own IST stack, so that a fault on the way in still panics readably.
 // entry_scratch holds the user RSP between `syscall` and the frame, and on
-// the way out (syscallasm.S). Both are mapped in user page tables; neither
-// holds anything of another program while a program runs.
+// the way out (syscallasm.S). NMIs run on the small IST stack just above
+// it, at the bottom of the entry stack's page, which entries from user mode
+// (22 words from the top) never reach. All are mapped in user page tables;
+// none holds anything of another program while a program runs (an NMI's
+// 5-word frame stays until the next safe point scrubs it, restart.c, and
+// that comes before any other program runs).
         .section .entry.stack, "aw", @nobits
         .balign 4096
         .globl df_stack_top, entry_stack_top, entry_scratch, entry_stack_bottom
+        .globl nmi_stack, nmi_stack_top
 df_stack:
         .skip 8192
 df_stack_top:
 entry_stack_bottom:
 entry_scratch:
         .skip 8
-        .skip 4096 - 8
+nmi_stack:
+        .skip 256 - 8
+nmi_stack_top:
+        .skip 4096 - 256
 entry_stack_top:
 
         .section .note.GNU-stack, "", @progbits

@@ -14,7 +14,10 @@
 // One virtual processor: the runtime's own data is protected by a user flag
 // (an interrupt that lands inside the runtime is resumed at once), not by
 // atomic instructions. A blocking system call (wait, sleep_until) stops all
-// threads of the program; thread_sleep() does not.
+// threads of the program; thread_sleep() and futex_wait() do not. After an
+// in-place restart (docs/restart.md) the kernel's restarted upcall makes
+// every waiting thread run its wait again: the runtime resumes the thread
+// whose call was rewound, and wakes every futex waiter.
 #ifndef THREAD_H
 #define THREAD_H
 #include <stdint.h>
@@ -59,6 +62,32 @@ void cond_wait(struct cond *c, struct mutex *m);
 void cond_signal(struct cond *c);
 void cond_broadcast(struct cond *c);
 
+// Futexes for threads. futex_wait parks only the calling thread while
+// *word == expected (the program's other threads run on; the kernel is
+// asked only when no thread can run). It returns 0 once woken, which may be
+// spurious (a restart wakes every waiter: loop on your own condition),
+// -EAGAIN if *word != expected at the call, -ETIMEDOUT at the absolute
+// deadline (FUTEX_NO_DEADLINE: none), -EINVAL for an unaligned word, or
+// the kernel's error for a word it refuses (docs/abi.md). The word may be
+// in a shared region: a waiter in another environment is woken through the
+// kernel, and this program notices a change made from elsewhere within a
+// tick even while its other threads run.
+int futex_wait(const volatile uint32_t *word, uint32_t expected, uint64_t deadline_ns);
+// Wake up to n waiters on word: this program's first, then (through the
+// kernel) other environments'. How many were woken.
+long futex_wake(const volatile uint32_t *word, unsigned long n);
+
+// A mutex that is one 32-bit word (0 free, 1 locked, 2 locked and maybe
+// waited for; Drepper's "Futexes are tricky", mutex 2): it works between
+// threads of one program and between programs sharing the word.
+struct fmutex {
+    volatile uint32_t word;
+};
+#define FMUTEX_INIT { 0 }
+void fmutex_lock(struct fmutex *m);
+int fmutex_trylock(struct fmutex *m);       // 1 if taken
+void fmutex_unlock(struct fmutex *m);
+
 // What the runtime has done so far (for tests and benchmarks).
 struct thread_stats {
     uint64_t upcalls;           // preemption upcalls received
@@ -68,6 +97,8 @@ struct thread_stats {
     uint64_t switches;          // voluntary user-level switches (yield, block, exit)
     uint32_t live;              // threads not yet joined (main included)
     uint32_t limit;             // the most threads thread_create allows
+    uint64_t restarts;          // restarted upcalls received (docs/restart.md)
+    uint64_t futex_sleeps;      // times the vproc waited in the kernel's futex_wait
 };
 void thread_get_stats(struct thread_stats *s);
 

@@ -57,32 +57,26 @@ void thread_wake_sleepers(void)
     }
 }
 
-static uint64_t earliest_deadline(void)
-{
-    uint64_t best = UINT64_MAX;
-    for (struct thread *t = thread_sleepers; t; t = t->next)
-        if (t->deadline < best)
-            best = t->deadline;
-    return best;
-}
-
-// The next thread to run. With nothing runnable but sleepers, the whole
-// vproc sleeps in the kernel until the first deadline (still in the critical
-// section, so a stray upcall just resumes); with nothing at all, every
-// thread waits for another: a deadlock, reported rather than hung.
+// The next thread to run. With nothing runnable but sleepers or futex
+// waiters, the whole vproc waits in the kernel until one may go on (still
+// in the critical section, so a stray upcall just resumes); with nothing
+// at all, every thread waits for another: a deadlock, reported rather
+// than hung.
 static struct thread *pick_next(void)
 {
     for (;;) {
         if (thread_sleepers)
             thread_wake_sleepers();
+        if (thread_futexed || thread_restart_pending)
+            thread_poll_futexes();
         struct thread *t = queue_pop(&thread_runq);
         if (t)
             return t;
-        if (!thread_sleepers) {
+        if (!thread_sleepers && !thread_futexed) {
             printf("thread: deadlock: all %u threads are blocked\n", alive);
             sys_exit(1);
         }
-        sys_sleep_until(earliest_deadline());
+        thread_idle_wait();
     }
 }
 

@@ -88,6 +88,16 @@ thread_upcall_entry:
     ud2
     .size thread_upcall_entry, . - thread_upcall_entry
 
+// entry[ACT_RESTARTED], the same way into thread_restarted.
+    .globl thread_restarted_entry
+    .type thread_restarted_entry, @function
+thread_restarted_entry:
+    xor %ebp, %ebp
+    and $-16, %rsp
+    call thread_restarted
+    ud2
+    .size thread_restarted_entry, . - thread_restarted_entry
+
 // A fresh thread's first "return": thread_start(void) in thread.c finds its
 // function through thread_current.
 

@@ -30,21 +30,17 @@ static int in_runtime(const struct act_record *rec)
            (rec->rip >= (uint64_t)resume_tail_start && rec->rip < (uint64_t)resume_tail_end);
 }
 
-void thread_upcall(struct act_record *rec, uint64_t reason, uint64_t vproc)
+// File `rec` as the current thread's state and continue the next thread
+// round robin, waking sleepers and futex waiters that may go on first.
+static void __attribute__((noreturn)) switch_from(struct act_record *rec)
 {
-    (void)reason;                       // only ACT_PREEMPTED is registered
-    (void)vproc;                        // one vproc for now
-    thread_counters.upcalls++;
-    if (in_runtime(rec)) {
-        thread_counters.critical++;
-        act_resume(rec);
-    }
     struct thread *self = thread_current;
     self->rec = rec;
-    self->preemptions++;
     thread_make_runnable(self);
     if (thread_sleepers)
         thread_wake_sleepers();
+    if (thread_futexed || thread_restart_pending)
+        thread_poll_futexes();
     struct thread *next = queue_pop(&thread_runq);     // never empty: self is on it
     thread_current = next;
     next->state = T_RUNNING;
@@ -59,6 +55,35 @@ void thread_upcall(struct act_record *rec, uint64_t reason, uint64_t vproc)
     thread_counters.enables++;
     thread_in_sched = 1;
     uctx_enter_enabled(next->rsp);
+}
+
+void thread_upcall(struct act_record *rec, uint64_t reason, uint64_t vproc)
+{
+    (void)reason;                       // entry[ACT_PREEMPTED]
+    (void)vproc;                        // one vproc for now
+    thread_counters.upcalls++;
+    if (in_runtime(rec)) {
+        thread_counters.critical++;
+        act_resume(rec);
+    }
+    thread_current->preemptions++;
+    switch_from(rec);
+}
+
+// entry[ACT_RESTARTED]: the kernel forgot every wait (docs/restart.md).
+// `rec` is the thread that ran, or whose blocking call was rewound (resuming
+// it reruns the call); every futex waiter is woken to wait again if it
+// must. If the runtime itself was interrupted, it does the waking at its
+// next scheduling point.
+void thread_restarted(struct act_record *rec, uint64_t reason, uint64_t vproc)
+{
+    (void)reason;
+    (void)vproc;
+    thread_counters.restarts++;
+    thread_restart_pending = 1;
+    if (in_runtime(rec))
+        act_resume(rec);
+    switch_from(rec);
 }
 
 // The record budget: at a tick every live thread may hold a record (the
@@ -88,6 +113,7 @@ int thread_runtime_init(void)
     h->upcall_stack = (uint64_t)(upcall_stack + UPCALL_STACK_SIZE);
     asm volatile("" ::: "memory");      // the stack is in place before the entry is
     h->entry[ACT_PREEMPTED] = (uint64_t)thread_upcall_entry;
+    h->entry[ACT_RESTARTED] = (uint64_t)thread_restarted_entry;
     initialized = 1;
     return 0;
 }
