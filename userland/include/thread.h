@@ -98,6 +98,7 @@ struct thread_stats {
     uint32_t live;              // threads not yet joined (main included)
     uint32_t limit;             // the most threads thread_create allows
     uint64_t restarts;          // restarted upcalls received (docs/restart.md)
+    uint64_t futex_waits;       // futex_wait calls that parked their thread
     uint64_t futex_sleeps;      // times the vproc waited in the kernel's futex_wait
 };
 void thread_get_stats(struct thread_stats *s);

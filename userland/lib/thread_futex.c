@@ -114,6 +114,7 @@ int futex_wait(const volatile uint32_t *word, uint32_t expected, uint64_t deadli
         return -ETIMEDOUT;
     }
     struct thread *self = thread_current;
+    thread_counters.futex_waits++;
     self->state = T_FUTEX;
     self->futex_word = word;
     self->futex_expected = expected;

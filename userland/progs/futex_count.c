@@ -1,0 +1,113 @@
+// futex_count[:threads[:increments[:envs]]]: `threads` threads (default 8)
+// each add 1 to a counter `increments` times (default 5,000), a
+// read-pause-write under an fmutex (a futex mutex, userland/lib/thread_futex.c).
+// With envs=2 the counter and the mutex live in a shared region and half
+// the threads run in a child environment (spawned with the region), so a
+// waiter is woken across environments through the kernel's futex_wake, and
+// a program whose threads all wait sleeps in the kernel's futex_wait.
+// Under restarts (docs/restart.md) every wait is dropped and rerun; the
+// total must still be exact:
+//   futex_count: env <role> threads=<n> restarts=<n> futex_waits=<n> futex_sleeps=<n>
+//   futex_count: total=<n> want=<n>              (the parent, at the end)
+// Exits 0 iff the total is exact (the parent also needs the child's 0).
+#include <revenant.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <thread.h>
+
+#define SHARED_AT   0x50000000UL
+#define MAX_THREADS 32
+
+struct shared {
+    struct fmutex lock;
+    volatile uint64_t counter;
+};
+
+static struct shared local;
+static struct shared *shared = &local;
+static unsigned long increments = 5000;
+
+static void *add(void *arg)
+{
+    (void)arg;
+    for (unsigned long i = 0; i < increments; i++) {
+        fmutex_lock(&shared->lock);
+        uint64_t v = shared->counter;
+        for (volatile int k = 0; k < 20; k++)     // widen the window a preemption can hit
+            ;
+        shared->counter = v + 1;
+        fmutex_unlock(&shared->lock);
+    }
+    return NULL;
+}
+
+// Run `n` threads of add() (this thread is one of them) and join them.
+static void run(const char *role, long n)
+{
+    struct thread *t[MAX_THREADS];
+    for (long i = 1; i < n; i++)
+        if (thread_create(&t[i], add, NULL) < 0)
+            printf("futex_count: FAIL thread_create %ld\n", i);
+    add(NULL);
+    for (long i = 1; i < n; i++)
+        thread_join(t[i], NULL);
+    struct thread_stats st;
+    thread_get_stats(&st);
+    printf("futex_count: env %s threads=%ld restarts=%lu futex_waits=%lu futex_sleeps=%lu\n", role,
+           n, (unsigned long)st.restarts, (unsigned long)st.futex_waits,
+           (unsigned long)st.futex_sleeps);
+}
+
+static int child(long threads)
+{
+    if (sys_shm_map(SHM_GIVEN(0), SHARED_AT, PROT_READ | PROT_WRITE) < 0) {
+        printf("futex_count: FAIL child shm_map\n");
+        return 1;
+    }
+    shared = (struct shared *)SHARED_AT;
+    run("child", threads);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 3 && strcmp(argv[1], "child") == 0) {
+        increments = strtoul(argv[3], 0, 10);
+        return child(atoi(argv[2]));
+    }
+    long threads = argc > 1 ? atoi(argv[1]) : 8;
+    if (argc > 2)
+        increments = strtoul(argv[2], 0, 10);
+    long envs = argc > 3 ? atoi(argv[3]) : 1;
+    if (threads < envs || threads > MAX_THREADS || (envs != 1 && envs != 2)) {
+        printf("futex_count: FAIL bad arguments\n");
+        return 2;
+    }
+    long id = 0;
+    if (envs == 2) {
+        long h = sys_shm_create(sizeof(struct shared));
+        if (h < 0 || sys_shm_map(h, SHARED_AT, PROT_READ | PROT_WRITE) < 0) {
+            printf("futex_count: FAIL region\n");
+            return 1;
+        }
+        shared = (struct shared *)SHARED_AT;
+        char n[24], inc[24];
+        snprintf(n, sizeof(n), "%ld", threads / 2);
+        snprintf(inc, sizeof(inc), "%lu", increments);
+        char *cargv[] = { "futex_count", "child", n, inc, NULL };
+        id = sys_spawn_shared("futex_count", cargv, 4, &h, 1);
+        if (id < 0) {
+            printf("futex_count: FAIL spawn_shared: %s\n", errno_name(id));
+            return 1;
+        }
+        threads -= threads / 2;
+    }
+    run(envs == 2 ? "parent" : "only", threads);
+    int status = 0;
+    if (id > 0 && sys_wait(id, &status) != id)
+        status = -1;
+    uint64_t want = (uint64_t)(argc > 1 ? atoi(argv[1]) : 8) * increments;
+    printf("futex_count: total=%lu want=%lu\n", (unsigned long)shared->counter, (unsigned long)want);
+    return shared->counter != want || status != 0;
+}
