@@ -160,7 +160,18 @@ def bench(c, quick=False, out="build/bench.json", only=""):
     print(report.render())
 
 
-@task(help={"name": "leak | chained | fuzz", "size": "N (default: the large N of each)"})
+@task(help={"socket": "QMP socket of a machine started by `invoke run --qmp` (default build/qmp.sock)"})
+@_clean_errors
+def restart(c, socket=""):
+    """Ask the machine of `invoke run --qmp` for an in-place restart (an NMI; docs/restart.md)."""
+    from toolchain import restart as restarts
+
+    req = restarts.request(socket or None)
+    print(f"restart requested: inject-nmi sent to {req.socket} in {req.ms:.1f} ms; the kernel "
+          f"prints `restart <n>: ...` at its next safe point")
+
+
+@task(help={"name": "leak | chained | fuzz | restart", "size": "N (default: the large N of each)"})
 @_clean_errors
 def experiment(c, name, size=0):
     """Long experiments (large N) behind the suite's short ones; JSON in build/experiments/."""

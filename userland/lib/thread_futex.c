@@ -17,6 +17,7 @@
 // runtime a restarted upcall: every futex waiter is woken (a spurious
 // wakeup: its caller loops and waits again if it must), and the thread
 // whose kernel call was rewound is resumed, so that call reruns.
+#include <stdio.h>
 #include "thread_impl.h"
 
 #define WORD_ALIGN   4
@@ -78,12 +79,22 @@ static int several_words(void)
     return 0;
 }
 
+// A kernel call answered with something its contract rules out (docs/abi.md):
+// going on would build on a lie, so the program ends, saying so.
+static void __attribute__((noreturn)) contract_broken(const char *call, long r)
+{
+    printf("thread: FAIL kernel %s returned %ld, which it never may\n", call, r);
+    sys_exit(1);
+}
+
 void thread_idle_wait(void)
 {
     uint64_t deadline = earliest_deadline();
     struct thread *w = thread_futexed;
     if (!w) {
-        sys_sleep_until(deadline);
+        long r = sys_sleep_until(deadline);
+        if (r != 0)
+            contract_broken("sleep_until", r);
         return;
     }
     if (several_words()) {
@@ -98,6 +109,8 @@ void thread_idle_wait(void)
     // it can never end well; its waiter gets the error.
     if (r == -EINVAL || r == -EFAULT)
         futex_wake_one(&thread_futexed, (int)r);
+    else if (r != -EAGAIN && r != -ETIMEDOUT && r != 0)
+        contract_broken("futex_wait", r);
 }
 
 int futex_wait(const volatile uint32_t *word, uint32_t expected, uint64_t deadline_ns)

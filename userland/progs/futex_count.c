@@ -105,8 +105,11 @@ int main(int argc, char **argv)
     }
     run(envs == 2 ? "parent" : "only", threads);
     int status = 0;
-    if (id > 0 && sys_wait(id, &status) != id)
+    long got = id > 0 ? sys_wait(id, &status) : 0;
+    if (got != id) {
+        printf("futex_count: FAIL wait returned %ld (%s), want %ld\n", got, errno_name(got), id);
         status = -1;
+    }
     uint64_t want = (uint64_t)(argc > 1 ? atoi(argv[1]) : 8) * increments;
     printf("futex_count: total=%lu want=%lu\n", (unsigned long)shared->counter, (unsigned long)want);
     return shared->counter != want || status != 0;
