@@ -13,7 +13,7 @@
 // counter and wakes the other after moving its own; both check every
 // futex_wait result against the contract (-EAGAIN or a wake; never the
 // call's own number, which is what a lost rewind would return). Lines:
-//   ring: producer sent=<n> waits=<n> wakes=<n> restarts=<n>
+//   ring: producer sent=<n> waits=<n> wakes=<n> restarts=<n> us=<guest time sending>
 //   ring: consumer got=<n> lost=<n> doubled=<n> corrupt=<n> checksum_expected=<hex>
 //         checksum_got=<hex> waits=<n> wakes=<n> restarts=<n>          (one line)
 //   ring: FAIL <what>
@@ -187,9 +187,10 @@ static int producer_main(unsigned long n, unsigned long slots, unsigned long wor
     }
     sys_shm_close(h);               // the mapping keeps the region; the child holds its own
     struct side s = { 0, 0, 0 };
+    uint64_t t0 = (uint64_t)sys_clock_ns();
     uint64_t sent = produce(q, n, work, min_restarts, &s);
-    printf("ring: producer sent=%lu waits=%lu wakes=%lu restarts=%lu\n", (unsigned long)sent,
-           s.waits, s.wakes, restarts());
+    printf("ring: producer sent=%lu waits=%lu wakes=%lu restarts=%lu us=%lu\n", (unsigned long)sent,
+           s.waits, s.wakes, restarts(), (unsigned long)((uint64_t)sys_clock_ns() - t0) / 1000);
     int status = -1;
     long r = sys_wait(id, &status);
     if (r != id) {
