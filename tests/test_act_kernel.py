@@ -15,7 +15,7 @@ pytestmark = pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None,
 
 KILLED_OTHER = 512      # kernel/abi.h STATUS_KILLED_OTHER
 STATS = re.compile(r"^act: env (\d+) \((\S+)\) stats pool=(\d+) free=(\d+) delivered=(\d+) "
-                   r"redelivered=(\d+) resumed=(\d+) freed=(\d+) disabled_saves=(\d+)$")
+                   r"redelivered=(\d+) resumed=(\d+) freed=(\d+) disabled_saves=(\d+) blocked=(\d+)$")
 
 
 def _run(run, append: str):
@@ -30,7 +30,7 @@ def test_upcalls_resume_and_free_every_record(run):
     assert result.status == 33, f"log: {log}"
     stats = [m for m in map(STATS.match, lines) if m and m.group(2) == "act_probe"]
     assert stats, f"no act stats line; log: {log}"
-    pool, free, delivered, redelivered, resumed, freed, _ = map(int, stats[0].groups()[2:])
+    pool, free, delivered, redelivered, resumed, freed, _, _ = map(int, stats[0].groups()[2:])
     assert pool == 64 and free == pool, stats[0].group(0)
     # act_probe waits for 40 upcalls; a re-delivery (an interrupt inside the restore
     # sequence) is an upcall of an already delivered record, so it counts there too.
