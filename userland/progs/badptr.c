@@ -18,6 +18,7 @@
 #define SCRATCH       0x20000000UL          // one mapped page; the next is not
 #define WRITE_CHUNK   256                   // kernel/syscall.c copies writes in pieces this big
 #define GUARD         0x5a
+#define UNTOUCHED     999                   // no status wait() stores (0..255, 256 + vector, 512)
 
 static const uintptr_t bad[] = { 0, KERNEL_TEXT, DIRECT_MAP, NONCANONICAL, UNMAPPED,
                                  USER_LIMIT - 1, UINTPTR_MAX };
@@ -111,7 +112,7 @@ static void wait_checks(void)
         snprintf(what, sizeof(what), "wait(child, %s)", bad_name[i]);
         check(what, sys_wait(id, (int *)bad[i]), -EFAULT);
         // Copy first, reap second: the failed wait left the child, status and all.
-        int status = -1;
+        int status = UNTOUCHED;
         snprintf(what, sizeof(what), "wait(child, &status) after wait(child, %s)", bad_name[i]);
         check(what, sys_wait(id, &status), id);
         snprintf(what, sizeof(what), "its status after wait(child, %s)", bad_name[i]);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 
 #define MS 1000000UL
+#define UNTOUCHED 999           // no status wait() stores (0..255, 256 + vector, 512)
 
 static uint64_t blocked(void)
 {
@@ -67,7 +68,7 @@ static void sleep_checks(void)
 
 static void wait_checks(void)
 {
-    int status = -1;
+    int status = UNTOUCHED;
     long a = spawn_child(20, 42);
     uint64_t before = blocked();
     check("wait(child) returns the child's id", sys_wait(a, &status), a);
@@ -79,13 +80,13 @@ static void wait_checks(void)
     // rerun of wait(a) must block again, and b stays for the next wait.
     a = spawn_child(60, 5);
     long b = spawn_child(5, 6);
-    status = -1;
+    status = UNTOUCHED;
     before = blocked();
     check("wait(first child) across the other child's end returns the first", sys_wait(a, &status), a);
     check("wait(first child) across the other child's end stores its status", status, 5);
     check("wait(first child) blocked again after the other child's end woke it",
           blocked() - before >= 2, 1);
-    status = -1;
+    status = UNTOUCHED;
     check("wait(-1) then returns the other child", sys_wait(-1, &status), b);
     check("wait(-1) stores the other child's status", status, 6);
 
