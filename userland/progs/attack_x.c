@@ -157,8 +157,9 @@ int main(int argc, char **argv)
         return 1;
     }
     if (!strcmp(how, "write")) {
-        // One write of `len` (1 MiB, the most there is) 'x's, whole, in one
-        // piece, with interrupts off; a byte more than WRITE_MAX is -EINVAL.
+        // One write of `len` bytes (1 MiB, the most there is): a line of 'x's,
+        // whole and in one piece (interrupts are off for all of it); a byte
+        // more than WRITE_MAX is -EINVAL.
         unsigned long len = argc > 2 ? strtoul(argv[2], 0, 10) : WRITE_MAX;
         unsigned long va = 0x100000000UL, mapped = (len + 4095) & ~4095UL;
         if (sys_map(va, mapped, PROT_READ | PROT_WRITE) < 0) {
@@ -166,10 +167,12 @@ int main(int argc, char **argv)
             return 1;
         }
         memset((void *)va, 'x', len);
+        if (len)
+            ((char *)va)[len - 1] = '\n';
         long t0 = sys_clock_ns();
         long r = sys_write(1, (void *)va, len);
         long want = len <= WRITE_MAX ? (long)len : -EINVAL;
-        printf("\nattack_x: write %lu returned %ld in %ld ms\n", len, r, (sys_clock_ns() - t0) / 1000000);
+        printf("attack_x: write %lu returned %ld in %ld ms\n", len, r, (sys_clock_ns() - t0) / 1000000);
         return r == want ? 0 : 1;
     }
     printf("attack_x: unknown mode %s\n", how);
