@@ -112,13 +112,13 @@ def test_a_write_reaches_the_console_whole_and_in_one_piece_up_to_write_max(run)
     # of its bytes may land inside the line.
     r = run(f"run=attack_x:write:{WRITE_LEN},attack_x:write:{WRITE_MAX + 1},hello", timeout=TIMEOUT)
     r.assert_sane()
-    writes = [m.string for m in r.matching(r"^attack_x: write ")]
-    assert r.matching(rf"^attack_x: write {WRITE_LEN} returned {WRITE_LEN} in \d+ ms$"), f"{writes}; log: {r.log}"
-    assert r.matching(rf"^attack_x: write {WRITE_MAX + 1} returned -22 in \d+ ms$"), \
-        f"want -EINVAL for WRITE_MAX + 1 bytes: {writes}; log: {r.log}"
     # WRITE_LEN - 1 'x's and a newline: exactly one such line, nothing else on it.
     xs = [len(line) for line in r.lines if "x" * 64 in line]
     assert xs == [WRITE_LEN - 1] and r.has("x" * (WRITE_LEN - 1)), \
         f"lines with runs of 'x' on the console: lengths {xs}, want one line of exactly {WRITE_LEN - 1}; log: {r.log}"
+    writes = [m.string for m in r.matching(r"^attack_x: write ")]
+    assert r.matching(rf"^attack_x: write {WRITE_LEN} returned {WRITE_LEN} in \d+ ms$"), f"{writes}; log: {r.log}"
+    assert r.matching(rf"^attack_x: write {WRITE_MAX + 1} returned -22 in \d+ ms$"), \
+        f"want -EINVAL for WRITE_MAX + 1 bytes: {writes}; log: {r.log}"
     assert len(r.matching(r"^init: attack_x exited status=0$")) == 2, f"log: {r.log}"
     assert r.has("init: hello exited status=0") and r.status == 33, f"log: {r.log}"
