@@ -3,7 +3,8 @@
 Each boot runs one attack next to ``hello``: the kernel must answer with an
 error or kill only the attacker, hello must still run, and the machine must
 power off cleanly (no panic, no hang). The boots run concurrently to keep the
-file fast.
+file fast. The modes that abuse a harmless call (yield, sleep, write) have a
+test each below, with what the call must still guarantee.
 """
 from __future__ import annotations
 
