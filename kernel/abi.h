@@ -172,6 +172,7 @@ struct act_stats {
     uint64_t resumed;           // successful act_resume calls
     uint64_t freed;             // records whose restore completed and were freed
     uint64_t disabled_saves;    // interrupts while disabled: saved in the kernel, resumed directly
+    uint64_t blocked;           // times a vproc really blocked in wait/sleep_until/futex_wait (stopped, call rewound)
 };
 
 _Static_assert(sizeof(struct act_record) == ACT_RECORD_SIZE, "act_record layout");

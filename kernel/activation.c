@@ -247,8 +247,9 @@ void act_env_destroy(struct env *e)
     // interrupted has numbers worth a line in the log.
     if (a->used && (s.delivered || s.redelivered || s.disabled_saves))
         kprintf("act: env %d (%s) stats pool=%lu free=%lu delivered=%lu redelivered=%lu "
-                "resumed=%lu freed=%lu disabled_saves=%lu\n", e->id, e->name, s.pool_size,
-                s.free_records, s.delivered, s.redelivered, s.resumed, s.freed, s.disabled_saves);
+                "resumed=%lu freed=%lu disabled_saves=%lu blocked=%lu\n", e->id, e->name,
+                s.pool_size, s.free_records, s.delivered, s.redelivered, s.resumed, s.freed,
+                s.disabled_saves, s.blocked);
     kfree(a);
     e->act = NULL;
 }

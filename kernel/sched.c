@@ -106,6 +106,10 @@ void sched_block(struct vproc *v, enum wait_kind kind, uint64_t key)
     v->state = VP_BLOCKED;
     v->wait_kind = kind;
     v->wait_key = key;
+    // act_stats().blocked: what lets a program tell a call that really
+    // blocked from one that returned at once (docs/abi.md).
+    if (v->env->act)
+        v->env->act->stats.blocked++;
 }
 
 void sched_wake(enum wait_kind kind, uint64_t key)

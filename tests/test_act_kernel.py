@@ -10,12 +10,14 @@ import shutil
 
 import pytest
 
+from toolchain.runlog import RunLog
+
 pytestmark = pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None,
                                 reason="qemu-system-x86_64 not installed (run ci/bootstrap)")
 
 KILLED_OTHER = 512      # kernel/abi.h STATUS_KILLED_OTHER
 STATS = re.compile(r"^act: env (\d+) \((\S+)\) stats pool=(\d+) free=(\d+) delivered=(\d+) "
-                   r"redelivered=(\d+) resumed=(\d+) freed=(\d+) disabled_saves=(\d+)$")
+                   r"redelivered=(\d+) resumed=(\d+) freed=(\d+) disabled_saves=(\d+) blocked=(\d+)$")
 
 
 def _run(run, append: str):
@@ -30,12 +32,51 @@ def test_upcalls_resume_and_free_every_record(run):
     assert result.status == 33, f"log: {log}"
     stats = [m for m in map(STATS.match, lines) if m and m.group(2) == "act_probe"]
     assert stats, f"no act stats line; log: {log}"
-    pool, free, delivered, redelivered, resumed, freed, _ = map(int, stats[0].groups()[2:])
+    pool, free, delivered, redelivered, resumed, freed, _, _ = map(int, stats[0].groups()[2:])
     assert pool == 64 and free == pool, stats[0].group(0)
     # act_probe waits for 40 upcalls; a re-delivery (an interrupt inside the restore
     # sequence) is an upcall of an already delivered record, so it counts there too.
     assert delivered + redelivered >= 40, stats[0].group(0)
     assert resumed == delivered + redelivered and freed == delivered, stats[0].group(0)
+
+
+def test_the_upcall_handler_is_entered_as_if_called_with_rsp_upcall_stack_minus_8(run):
+    # SysV: at a function's first instruction rsp % 16 == 8 (the call pushed
+    # 8 bytes onto a 16-aligned stack); act_probe's entry stub hands the
+    # entry rsp to the handler, which compares it on every upcall.
+    result, lines, log = _run(run, "run=act_probe:20 hz=1000")
+    fails = [line for line in lines if line.startswith("act_probe: FAIL")]
+    assert not fails, "\n".join(fails + [f"log: {log}"])
+    assert "act_probe: upcall rsp ok n=20" in lines, f"log: {log}"
+    assert "act_probe: ok" in lines and result.status == 33, f"log: {log}"
+
+
+# Tick rates the disabled state is checked at. The handler holds each of the first
+# HELD upcalls until the kernel has absorbed a tick (header disabled_saves went up),
+# so a tick lands in the disabled handler at every rate, however slow; no -icount
+# needed: the hold waits for the tick, whenever it comes.
+DISABLED_HZ = (100, 1000, 10000)
+HELD = 3
+
+
+def test_no_upcall_arrives_while_the_handler_runs_disabled_at_any_tick_rate(boot):
+    machines = {hz: boot(f"run=act_probe:5:{HELD} hz={hz}", timeout=40) for hz in DISABLED_HZ}
+    problems = []
+    for hz, machine in machines.items():
+        r = RunLog(machine, 30)
+        r.assert_no_panic()
+        fails = [line for line in r.lines if line.startswith("act_probe: FAIL")]
+        if fails:
+            problems.append(f"hz={hz}: {fails} (log: {r.log})")
+        elif not r.matching(rf"^act_probe: held {HELD} upcalls over \d+ ticks absorbed while disabled, none nested$"):
+            problems.append(f"hz={hz}: no report of the held upcalls (log: {r.log})")
+        elif "act_probe: ok" not in r.lines or r.status != 33:
+            problems.append(f"hz={hz}: QEMU {r.result} (log: {r.log})")
+        else:
+            stats = [m for m in map(STATS.match, r.lines) if m and m.group(2) == "act_probe"]
+            if not stats or int(stats[0].group(9)) < HELD:
+                problems.append(f"hz={hz}: the kernel absorbed fewer than {HELD} ticks: {stats and stats[0].string}")
+    assert not problems, "\n".join(problems)
 
 
 def test_the_pool_size_comes_from_the_command_line(run):

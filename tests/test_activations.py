@@ -4,7 +4,7 @@ Each test boots build/kernel.elf with ``run=...`` and reads the serial log:
 the programs' own lines (userland/progs/threads_fair.c, act_stress/,
 act_hostile.c) and the kernel's
 
-    act: env <id> (<name>) stats pool=.. free=.. delivered=.. redelivered=.. resumed=.. freed=.. disabled_saves=..
+    act: env <id> (<name>) stats pool=.. free=.. delivered=.. redelivered=.. resumed=.. freed=.. disabled_saves=.. blocked=..
     env <id> (<name>) killed: <why>
 
 On a failure the plugin appends the last serial lines and the log path.

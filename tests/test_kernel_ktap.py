@@ -11,6 +11,7 @@ import shutil
 
 import pytest
 
+from toolchain import ktap
 from toolchain.ktap import Status
 from toolchain.pytest_plugin import ktap_suite
 
@@ -49,6 +50,22 @@ def test_without_selftest_fail_the_selftest_suite_is_not_run(ktap_run):
     run = ktap_run("test")                       # the same boot as the `kernel` items above
     assert run.result.found and run.result.cases
     assert run.result.find("ktap_selftest") is None
+
+
+# -- CPU features: a missing one is a skip with its reason ---------------------
+
+def test_a_protection_feature_the_cpu_lacks_is_a_ktap_skip_with_its_reason_not_a_pass(boot):
+    # -cpu qemu64 offers NX but no SMEP, SMAP or UMIP. Under -cpu max (the
+    # `kernel` boot above) the same cases pass only if CR4 has each bit set.
+    machine = boot("test=syscall", cpu="qemu64", timeout=60)
+    machine.wait(30)
+    run = ktap.parse("\n".join(machine.console.lines()))
+    for feature in ("smep", "smap", "umip"):
+        case = run.find(f"syscall.{feature}_is_on")
+        assert case is not None, f"no case syscall.{feature}_is_on; log: {machine.log_path}"
+        assert case.status is Status.SKIP, f"{feature}: {case.status}; log: {machine.log_path}"
+        assert f"no {feature.upper()} (CPUID.7.0:" in case.reason, case.reason
+    assert run.find("syscall.protection_features").status is Status.PASS, f"log: {machine.log_path}"
 
 
 # -- the plugin end to end, in a nested pytest run -----------------------------

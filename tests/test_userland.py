@@ -170,7 +170,30 @@ def test_bad_pointers_get_efault(run):
     fails = [line for line in r.lines if line.startswith("badptr: FAIL")]
     assert not fails, "\n".join(fails + [r.where()])
     assert len(r.matching(r"^badptr: ok ")) >= 40
+    # Its scratch page is "LEAK" over and over: a write that failed printed none of it.
+    leaked = [line[:80] for line in r.lines if "LEAKLEAK" in line]
+    assert not leaked, f"a write that returned -EFAULT printed part of its buffer: {leaked}; {r.where()}"
     assert r.has("init: badptr exited status=0")
+    assert r.status == EXIT_OK
+
+
+# ------------------------------------------------------------ blocking calls
+
+def test_wait_and_sleep_until_called_directly_block_then_return_exactly_what_the_abi_promises(run):
+    # No thread runtime in between to re-check a deadline or retry a wait: a
+    # sleep that does not block or ends early, a wait that loses its rewind
+    # (it then "returns" its own call number) each fail a line of blocking.c.
+    # -icount: guest time is instructions, so the children end in the order
+    # of their sleeps whatever the host's load.
+    r = run("run=blocking", icount=True)
+    r.assert_sane()
+    fails = [line for line in r.lines if line.startswith("blocking: FAIL")]
+    assert not fails, "\n".join(fails + [r.where()])
+    for what in ("sleep_until(now + 27 ms) blocked exactly once (act_stats blocked)",
+                 "wait(child) returns the child's id",
+                 "wait(first child) blocked again after the other child's end woke it"):
+        assert r.has(f"blocking: ok {what}"), f"not checked: {what}; {r.where()}"
+    assert r.has("blocking: 0 failed") and r.has("init: blocking exited status=0"), r.where()
     assert r.status == EXIT_OK
 
 

@@ -94,10 +94,13 @@ class RunLog:
         assert not any(line.startswith("PANIC:") for line in self.lines), f"kernel panic; log: {self.log}"
 
     def assert_sane(self) -> None:
-        """No panic, no reset, init finished and powered off."""
+        """No panic, no reset, init finished and powered off, and every wait() of init
+        returned one of its children (init reports anything else: a broken kernel)."""
         self.assert_no_panic()
         assert self.status in (EXIT_OK, EXIT_FAIL), f"QEMU: {self.result}; log: {self.log}"
         assert self.matching(r"^init: all done \(\d+ failed\)$"), f"init did not finish; log: {self.log}"
+        odd = [m.string for m in self.matching(r"^init: (wait returned|giving up) ")]
+        assert not odd, "\n".join(odd + [f"log: {self.log}"])
 
     def where(self) -> str:
         return f"log: {self.log}"

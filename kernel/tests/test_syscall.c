@@ -77,15 +77,42 @@ static void protection_features(struct ktest *t)
 {
     KEXPECT_TRUE(t, rdmsr(MSR_EFER) & EFER_NXE);
     KEXPECT_TRUE(t, read_cr0() & CR0_WP);
-    uint32_t a, b, c, d;
-    cpuid(7, &a, &b, &c, &d);
-    if (b & (1U << 7))
-        KEXPECT_TRUE(t, read_cr4() & CR4_SMEP);
-    if (b & (1U << 20))
-        KEXPECT_TRUE(t, read_cr4() & CR4_SMAP);
     // The per-CPU area is reachable through the kernel GS.
     KEXPECT_TRUE(t, mycpu() != NULL && mycpu()->self == mycpu());
     KEXPECT_EQ(t, rdmsr(MSR_GS_BASE), (uint64_t)mycpu());
+}
+
+// CPUID leaf 7 subleaf 0 (ebx or ecx), or 0 where the CPU has no leaf 7.
+static uint32_t cpuid7(bool want_ecx)
+{
+    uint32_t a, b, c, d;
+    cpuid(0, &a, &b, &c, &d);
+    if (a < 7)
+        return 0;
+    cpuid(7, &a, &b, &c, &d);
+    return want_ecx ? c : b;
+}
+
+// A feature the CPU lacks is a SKIP with the reason, never a silent pass.
+static void smep_is_on(struct ktest *t)
+{
+    if (!(cpuid7(false) & (1U << 7)))
+        KTEST_SKIP(t, "the CPU has no SMEP (CPUID.7.0:EBX bit 7)");
+    KEXPECT_TRUE(t, read_cr4() & CR4_SMEP);
+}
+
+static void smap_is_on(struct ktest *t)
+{
+    if (!(cpuid7(false) & (1U << 20)))
+        KTEST_SKIP(t, "the CPU has no SMAP (CPUID.7.0:EBX bit 20)");
+    KEXPECT_TRUE(t, read_cr4() & CR4_SMAP);
+}
+
+static void umip_is_on(struct ktest *t)
+{
+    if (!(cpuid7(true) & (1U << 2)))
+        KTEST_SKIP(t, "the CPU has no UMIP (CPUID.7.0:ECX bit 2)");
+    KEXPECT_TRUE(t, read_cr4() & CR4_UMIP);
 }
 
 KTEST_SUITE(syscall,
@@ -93,4 +120,7 @@ KTEST_SUITE(syscall,
             KTEST_CASE(sysret_only_for_syscall_frames),
             KTEST_CASE(user_frames),
             KTEST_CASE(entry_msrs),
-            KTEST_CASE(protection_features));
+            KTEST_CASE(protection_features),
+            KTEST_CASE(smep_is_on),
+            KTEST_CASE(smap_is_on),
+            KTEST_CASE(umip_is_on));

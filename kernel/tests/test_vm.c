@@ -102,6 +102,39 @@ static void map_rejects_bad_ranges(struct ktest *t)
     vm_free_aspace(as);
 }
 
+// The activation area, ACT_RESTORE .. ACT_SEGMENT + ACT_SEGMENT_SIZE, is the
+// kernel's to its last page: map() and unmap() refuse every page of it and
+// every range that touches it from either side; the pages around it are
+// ordinary.
+static void activation_area_is_refused_to_its_last_page(struct ktest *t)
+{
+    uint64_t *as = vm_new_aspace();
+    const uint64_t start = ACT_RESTORE, end = ACT_SEGMENT + ACT_SEGMENT_SIZE;
+    const struct { uint64_t va, len; } inside[] = {
+        { start, PAGE_SIZE },                           // the restore page
+        { start + PAGE_SIZE, PAGE_SIZE },               // between it and the segment
+        { ACT_SEGMENT - PAGE_SIZE, PAGE_SIZE },
+        { ACT_SEGMENT, PAGE_SIZE },                     // the header
+        { end - PAGE_SIZE, PAGE_SIZE },                 // the last page
+        { end - PAGE_SIZE, 2 * PAGE_SIZE },             // crossing the end
+        { end - 2 * PAGE_SIZE, 3 * PAGE_SIZE },
+        { start - PAGE_SIZE, 2 * PAGE_SIZE },           // crossing the start
+        { start - PAGE_SIZE, end - start + 2 * PAGE_SIZE },     // all of it and more
+    };
+    for (unsigned i = 0; i < sizeof(inside) / sizeof(inside[0]); i++) {
+        int m = vm_map_user(as, inside[i].va, inside[i].len, VM_READ);
+        int u = vm_unmap_user(as, inside[i].va, inside[i].len);
+        if (m != -EINVAL || u != -EINVAL)
+            ktest_fail(t, __FILE__, __LINE__, "range 0x%lx len 0x%lx: map %d, unmap %d, want -EINVAL (%d)",
+                       inside[i].va, inside[i].len, m, u, -EINVAL);
+    }
+    KEXPECT_EQ(t, vm_map_user(as, start - PAGE_SIZE, PAGE_SIZE, VM_READ), 0);     // just before
+    KEXPECT_EQ(t, vm_map_user(as, end, PAGE_SIZE, VM_READ), 0);                   // just after
+    KEXPECT_EQ(t, vm_unmap_user(as, start - PAGE_SIZE, PAGE_SIZE), 0);
+    KEXPECT_EQ(t, vm_unmap_user(as, end, PAGE_SIZE), 0);
+    vm_free_aspace(as);
+}
+
 static void write_aspace(struct ktest *t)
 {
     uint64_t *as = vm_new_aspace();
@@ -255,6 +288,7 @@ KTEST_SUITE(vm,
             KTEST_CASE(map_lookup_unmap),
             KTEST_CASE(protections),
             KTEST_CASE(map_rejects_bad_ranges),
+            KTEST_CASE(activation_area_is_refused_to_its_last_page),
             KTEST_CASE(write_aspace),
             KTEST_CASE(huge_ranges_are_cheap),
             KTEST_CASE(unmap_frees_empty_tables),

@@ -137,21 +137,43 @@ int main(int argc, char **argv)
         return a == -EINVAL && b == -EINVAL && c == -EINVAL && d == -EINVAL ? 0 : 1;
     }
     if (!strcmp(how, "yield")) {
-        for (;;)
+        // Nothing but yield for `ms` (200) of guest time: each call must hand
+        // the CPU to whoever waits, so next to a busy program one call comes
+        // back per tick, not thousands.
+        unsigned long ms = argc > 2 ? strtoul(argv[2], 0, 10) : 200, calls = 0;
+        long end = sys_clock_ns() + (long)ms * 1000000;
+        while (sys_clock_ns() < end) {
             sys_yield();
+            calls++;
+        }
+        printf("attack_x: yield %lu calls in %lu ms\n", calls, ms);
+        return 0;
     }
     if (!strcmp(how, "sleep")) {
-        sys_sleep_until(~0UL);
+        // The last instant there is: the deadline must not wrap or be read as
+        // signed (which would be the past); this never returns.
+        long r = sys_sleep_until(~0UL);
+        printf("attack_x: sleep returned %ld\n", r);
         return 1;
     }
     if (!strcmp(how, "write")) {
-        // The biggest write there is, from the stack area: all at once with interrupts off.
-        sys_map(0x100000000UL, 1 << 20, PROT_READ | PROT_WRITE);
-        memset((void *)0x100000000UL, 'x', 1 << 20);
+        // One write of `len` bytes (1 MiB, the most there is): a line of 'x's,
+        // whole and in one piece (interrupts are off for all of it); a byte
+        // more than WRITE_MAX is -EINVAL.
+        unsigned long len = argc > 2 ? strtoul(argv[2], 0, 10) : WRITE_MAX;
+        unsigned long va = 0x100000000UL, mapped = (len + 4095) & ~4095UL;
+        if (sys_map(va, mapped, PROT_READ | PROT_WRITE) < 0) {
+            printf("attack_x: write: map %lu bytes failed\n", mapped);
+            return 1;
+        }
+        memset((void *)va, 'x', len);
+        if (len)
+            ((char *)va)[len - 1] = '\n';
         long t0 = sys_clock_ns();
-        sys_write(1, (void *)0x100000000UL, 1 << 20);
-        printf("\nattack_x: write took %ld ms\n", (sys_clock_ns() - t0) / 1000000);
-        return 0;
+        long r = sys_write(1, (void *)va, len);
+        long want = len <= WRITE_MAX ? (long)len : -EINVAL;
+        printf("attack_x: write %lu returned %ld in %ld ms\n", len, r, (sys_clock_ns() - t0) / 1000000);
+        return r == want ? 0 : 1;
     }
     printf("attack_x: unknown mode %s\n", how);
     return 1;

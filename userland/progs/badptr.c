@@ -1,7 +1,11 @@
 // badptr: every system call that takes a pointer must answer a bad one
-// with -EFAULT (and the kernel must not fault). Prints one line per check,
+// with -EFAULT (and the kernel must not fault), and must touch nothing
+// outside the buffer it was given. Prints one line per check,
 //   badptr: ok <what>      or      badptr: FAIL <what>: got <r>, want <w>
-// and exits 1 if any check failed.
+// and exits 1 if any check failed. The scratch page holds "LEAK" over and
+// over: the suite fails if any of it reaches the console (a write that
+// failed with -EFAULT must have printed nothing).
+#include <check.h>
 #include <revenant.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,19 +16,9 @@
 #define NONCANONICAL  0x0000800000000000UL  // first address past the lower half
 #define UNMAPPED      0x30000000UL          // nothing maps here
 #define SCRATCH       0x20000000UL          // one mapped page; the next is not
-
-static int failures;
-
-static void check(const char *what, long got, long want)
-{
-    if (got == want) {
-        printf("badptr: ok %s\n", what);
-    } else {
-        printf("badptr: FAIL %s: got %ld (%s), want %ld (%s)\n", what, got, errno_name(got),
-               want, errno_name(want));
-        failures++;
-    }
-}
+#define WRITE_CHUNK   256                   // kernel/syscall.c copies writes in pieces this big
+#define GUARD         0x5a
+#define UNTOUCHED     999                   // no status wait() stores (0..255, 256 + vector, 512)
 
 static const uintptr_t bad[] = { 0, KERNEL_TEXT, DIRECT_MAP, NONCANONICAL, UNMAPPED,
                                  USER_LIMIT - 1, UINTPTR_MAX };
@@ -42,6 +36,10 @@ static void write_checks(void)
     // Starts in a mapped page, ends in an unmapped one.
     check("write(1, straddling the end of a mapping, 16)",
           sys_write(1, (const void *)(SCRATCH + 4096 - 8), 16), -EFAULT);
+    // All or nothing beyond one piece of the kernel's copy loop: the first
+    // chunk and more are readable, the tail is not. Nothing may be printed.
+    check("write(1, 2 chunks readable then an unmapped page, 3 chunks)",
+          sys_write(1, (const void *)(SCRATCH + 4096 - 2 * WRITE_CHUNK), 3 * WRITE_CHUNK), -EFAULT);
     // A length that wraps the address space must not wrap the check.
     check("write(1, scratch, 2^64-1)", sys_write(1, (const void *)SCRATCH, UINT64_MAX), -EINVAL);
     check("write(7, scratch, 1)", sys_write(7, (const void *)SCRATCH, 1), -EBADF);
@@ -56,6 +54,33 @@ static void cmdline_checks(void)
     }
     // Our own code is mapped but read-only: the kernel must not write it.
     check("cmdline(program text, 64)", sys_cmdline((char *)USER_BASE, 64), -EFAULT);
+}
+
+// cmdline(buf, n) writes at most n bytes (n - 1 of the line and a NUL):
+// the byte after them, a guard, stays as it was.
+static void cmdline_bound_checks(void)
+{
+    static char full[1024];
+    long len = sys_cmdline(full, sizeof(full));
+    if (!check("cmdline longer than the 8-byte buffer below", len > 8, 1))
+        return;
+    static const unsigned long sizes[] = { 0, 1, 2, 8 };
+    char buf[16], what[96];
+    for (unsigned k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        unsigned long n = sizes[k];
+        memset(buf, GUARD, sizeof(buf));
+        snprintf(what, sizeof(what), "cmdline(buf, %lu) returns the full length", n);
+        check(what, sys_cmdline(buf, n), len);
+        unsigned long copied = n ? n - 1 : 0;
+        snprintf(what, sizeof(what), "cmdline(buf, %lu) copies the first %lu bytes", n, copied);
+        check(what, memcmp(buf, full, copied), 0);
+        if (n) {
+            snprintf(what, sizeof(what), "cmdline(buf, %lu) ends them with a NUL at buf[%lu]", n, n - 1);
+            check(what, buf[n - 1], 0);
+        }
+        snprintf(what, sizeof(what), "cmdline(buf, %lu) leaves the guard at buf[%lu]", n, n);
+        check(what, (unsigned char)buf[n], GUARD);
+    }
 }
 
 static void spawn_checks(void)
@@ -86,11 +111,12 @@ static void wait_checks(void)
         }
         snprintf(what, sizeof(what), "wait(child, %s)", bad_name[i]);
         check(what, sys_wait(id, (int *)bad[i]), -EFAULT);
-        // Reap it if the failed wait did not (either is fine).
-        int status;
-        long r = sys_wait(id, &status);
-        if (r != id && r != -ECHILD)
-            check("wait(child, &status) after the failed wait", r, id);
+        // Copy first, reap second: the failed wait left the child, status and all.
+        int status = UNTOUCHED;
+        snprintf(what, sizeof(what), "wait(child, &status) after wait(child, %s)", bad_name[i]);
+        check(what, sys_wait(id, &status), id);
+        snprintf(what, sizeof(what), "its status after wait(child, %s)", bad_name[i]);
+        check(what, status, 0);
     }
 }
 
@@ -110,12 +136,14 @@ int main(void)
         printf("badptr: FAIL map scratch: %s\n", errno_name(r));
         return 1;
     }
-    memset((void *)SCRATCH, 'x', 4096);
+    for (int i = 0; i < 4096; i += 4)
+        memcpy((char *)SCRATCH + i, "LEAK", 4);
     write_checks();
     cmdline_checks();
+    cmdline_bound_checks();
     spawn_checks();
     wait_checks();
     map_checks();
-    printf("badptr: %d failed\n", failures);
-    return failures != 0;
+    printf("badptr: %d failed\n", check_failures);
+    return check_failures != 0;
 }

@@ -4,18 +4,22 @@
 //
 // Every program is spawned first and then all are waited for, so they run
 // concurrently. A program that fails to spawn or exits non-zero counts as
-// failed; init powers off with ok = (no failures).
+// failed, and so does every wait() result that is not a child still to be
+// reaped (a kernel bug, e.g. a blocked wait whose rewind was lost: it
+// "returns" its own call number); init powers off with ok = (no failures).
 #include <revenant.h>
 #include <stdio.h>
 #include <string.h>
 
 #define MAX_PROGS 32
 #define MAX_ARGS  16
+#define MAX_UNEXPECTED 8    // wait() results that are no child of ours: then give up
 
 struct child {
     char *argv[MAX_ARGS + 1];
     int argc;
     long id;            // env id, or -errno if spawn failed
+    int reaped;         // wait() returned it already
 };
 
 static char cmdline[1024];
@@ -72,10 +76,11 @@ static struct child *find_child(long id, int n)
     return NULL;
 }
 
-// Wait for `live` children; returns how many exited non-zero.
+// Wait for `live` children; returns how many failed (exited non-zero, or an
+// unexpected wait result).
 static int wait_all(int n, int live)
 {
-    int failed = 0;
+    int failed = 0, unexpected = 0;
     while (live > 0) {
         int status = 0;
         long id = sys_wait(-1, &status);
@@ -84,8 +89,18 @@ static int wait_all(int n, int live)
             return failed + live;
         }
         struct child *c = find_child(id, n);
-        if (!c)
-            continue;           // not one of ours (an orphan handed to init)
+        if (!c || c->reaped) {
+            // Only init's own children are ever its to reap (orphans are
+            // nobody's), and each of them once.
+            printf("init: wait returned %ld, not a child still to be reaped\n", id);
+            failed++;
+            if (++unexpected == MAX_UNEXPECTED) {
+                printf("init: giving up after %d unexpected wait results\n", unexpected);
+                return failed + live;
+            }
+            continue;
+        }
+        c->reaped = 1;
         printf("init: %s exited status=%d\n", c->argv[0], status);
         failed += status != 0;
         live--;
