@@ -123,7 +123,14 @@ int main(int argc, char **argv)
         if (!strcmp(how, "stack_unmapped")) stack = 0x50000000UL;
         if (!strcmp(how, "stack_restore")) stack = ACT_RESTORE + 4096;
         if (!strcmp(how, "stack_segment")) stack = ACT_SEGMENT + 4096 + 256 * 2;
-        if (!strcmp(how, "entry_restore")) entry = ACT_RESTORE;
+        if (!strcmp(how, "entry_restore")) {
+            // The restore sequence as the upcall entry pops its 14 registers
+            // from the upcall stack: give it one page with nothing mapped
+            // above, so the pops fault inside the sequence whatever the
+            // program's .bss holds (past ustack it is the runtime's state).
+            entry = ACT_RESTORE;
+            stack = sys_map(0x50000000UL, 4096, PROT_READ | PROT_WRITE) == 0 ? 0x50001000UL : stack;
+        }
         if (!strcmp(how, "entry_unmapped")) entry = 0x50000000UL;
         hdr()->upcall_stack = stack;
         hdr()->entry[ACT_PREEMPTED] = entry;
