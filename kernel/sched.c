@@ -102,6 +102,8 @@ void sched_block(struct vproc *v, enum wait_kind kind, uint64_t key)
     v->state = VP_BLOCKED;
     v->wait_kind = kind;
     v->wait_key = key;
+    if (v->env && (unsigned)kind < sizeof(v->env->blocked) / sizeof(v->env->blocked[0]))
+        v->env->blocked[kind]++;
 }
 
 void sched_wake(enum wait_kind kind, uint64_t key)
