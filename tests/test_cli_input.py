@@ -130,7 +130,7 @@ def test_iso_and_kernel_do_not_go_together(tmp_path):
 # -- snapshot without a name ---------------------------------------------------------
 
 def test_snapshot_save_without_a_name_is_one_error():
-    one_error(invoke("snapshot", "save"), "snapshot save", "NAME")
+    one_error(invoke("snapshot", "save"), "snapshot save needs a name", "NAME")
 
 
 # -- an unwritable build/ ------------------------------------------------------------

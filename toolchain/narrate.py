@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import re
 import sys
+import textwrap
 from typing import IO, List, Optional
 
 from .verdict import EXITED as _EXITED, IS_ENV as _SPAWNED
+
+WIDTH = 100                     # the summary wraps here
 
 _ACT = re.compile(r"^act: env (\d+) \((\S+)\) stats (.*)$")
 _RESTART = re.compile(r"^restart: env (\d+) \((\S+)\) rewound=(\d+) wait=(\d+) sleep=(\d+)$")
@@ -36,17 +39,23 @@ def _times(n: int) -> str:
     return "once" if n == 1 else f"{n} times"
 
 
-def upcall_sentence(name: str, stats: dict) -> str:
-    delivered = stats.get("delivered", 0) + stats.get("redelivered", 0)
-    pool, free = stats.get("pool", 0), stats.get("free", 0)
-    text = (f"upcalls: the timer interrupted {name} {_times(delivered)}; each interrupt was delivered "
-            f"to its own thread scheduler as an upcall")
-    if stats.get("redelivered"):
-        text += f" ({stats['redelivered']} again, having landed mid-resume)"
-    if free == pool:
-        text += f", and every activation record came back ({free} of {pool} free)"
+def upcall_sentence(counts: List[tuple], note: dict | None = None) -> str:
+    """One sentence for every program's `act:` counters: (name, stats) pairs."""
+    note = note or {}
+    total = sum(st.get("delivered", 0) + st.get("redelivered", 0) for _n, st in counts)
+    ranked = sorted(counts, key=lambda c: -(c[1].get("delivered", 0) + c[1].get("redelivered", 0)))
+    parts = [f"{name} {st.get('delivered', 0) + st.get('redelivered', 0)}{note.get(name, '')}"
+             for name, st in ranked]
+    leaked = [(name, st["pool"] - st["free"]) for name, st in counts if st.get("free") != st.get("pool")]
+    text = (f"upcalls: the timer interrupted programs {_times(total)} ({', '.join(parts)}); each interrupt "
+            f"reached the program's own thread scheduler as an upcall")
+    again = sum(st.get("redelivered", 0) for _n, st in counts)
+    if again:
+        text += f" ({again} delivered again, having landed mid-resume)"
+    if leaked:
+        text += "; but " + ", ".join(f"{n} records of {name} never came back (leaked)" for name, n in leaked)
     else:
-        text += f"; {pool - free} of {pool} activation records never came back (leaked)"
+        text += ", and every activation record came back"
     return text
 
 
@@ -66,7 +75,8 @@ def translate(line: str) -> Optional[str]:
         pool, free = stats.get("pool", 0), stats.get("free", 0)
         back = (f"every record came back ({free} of {pool} free)" if free == pool
                 else f"{pool - free} of {pool} records never came back (leaked)")
-        return f"act: {m.group(2)} was interrupted {_times(n)}, each time by an upcall into its own scheduler; {back}"
+        how = "each time by an upcall" if n > 1 else "by an upcall"
+        return f"act: {m.group(2)} was interrupted {_times(n)}, {how} into its own scheduler; {back}"
     m = _RESTART.match(line)
     if m:
         wait, sleep = int(m.group(4)), int(m.group(5))
@@ -131,18 +141,22 @@ def summary(lines: List[str]) -> List[str]:
             text += f"; {len(ok)} of {len(programs)} exited 0"
         out.append(text)
     fair = next((int(m.group(1)) for m in map(_FAIR.match, lines) if m), None)
-    for m in map(_ACT.match, lines):
-        if m:
-            sentence = upcall_sentence(m.group(2), _fields(m.group(3)))
-            if m.group(2) == "threads_fair" and fair:
-                sentence = sentence.replace(f"interrupted threads_fair",
-                                            f"interrupted threads_fair (whose {fair} threads never yield)")
-            out.append(sentence)
+    counts = [(m.group(2), _fields(m.group(3))) for m in map(_ACT.match, lines) if m]
+    if counts:
+        note = {"threads_fair": f": {fair} threads that never yield"} if fair else {}
+        out.append(upcall_sentence(counts, note))
     for m in map(_RESTART.match, lines):
         if m:
             out.append(restart_sentence(m.group(2), *(int(g) for g in m.group(3, 4, 5))))
+    if any("TAP version" in line for line in lines):
+        from . import ktap
+        result = ktap.parse("\n".join(lines))
+        if result.found:
+            out.append(f"ktap: in-kernel tests: {result.summary()}")
     for line in lines:
         m = _PTI.match(line)
+        if m and not programs:
+            continue
         if m:
             out.append(f"isolation: programs ran on page tables that map {m.group(1)} kernel pages (the entry "
                        f"area) and nothing else of the kernel; the kernel itself is W^X")
@@ -153,7 +167,11 @@ def summary(lines: List[str]) -> List[str]:
     if not out:
         return []
     width = max(len(line.split(":", 1)[0]) for line in out) + 1
-    body = [f"  {line.split(':', 1)[0] + ':':<{width}} {line.split(':', 1)[1].strip()}" for line in out]
+    body: List[str] = []
+    for line in out:
+        topic, text = line.split(":", 1)
+        body += textwrap.wrap(text.strip(), WIDTH, initial_indent=f"  {topic + ':':<{width}} ",
+                              subsequent_indent=" " * (width + 3), break_on_hyphens=False)
     return ["", "--- what this run showed ---", *body]
 
 

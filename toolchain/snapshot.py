@@ -230,7 +230,7 @@ def command(action: str, name: str = "", socket: Union[str, Path, None] = None,
     if action not in operations:
         raise UsageError(f"unknown snapshot action {action!r}: use save, load, delete or list")
     if not name:
-        raise UsageError(f"snapshot {action} needs a NAME: `invoke snapshot {action} NAME` "
+        raise UsageError(f"snapshot {action} needs a name: `invoke snapshot {action} NAME` "
                          f"(`invoke snapshot list` lists them)")
     if disk:
         raise UsageError(f"--disk is for `snapshot list` (read offline); snapshot {action} acts on the "
