@@ -143,6 +143,7 @@ def bench(c, quick=False, out="build/bench.json", only=""):
     from toolchain import bench as benchmarks
 
     sections = benchmarks.parse_only(only)
+    benchmarks.out_path(out)
     build(c)
     report = benchmarks.run_all(quick=quick, out=out, only=sections, progress=True)
     print(report.render())

@@ -37,6 +37,7 @@ def invoke_is_installed():
     (["debug", "--port", "abc"], ["--port", "whole number"]),
     (["debug", "--port", "70000"], ["--port", "65535"]),
     (["bench", "--only", "boot,bogus"], ["bogus", "boot", "uswitch"]),
+    (["bench", "--out", "/nonexistent-dir/b.json"], ["--out", "does not exist"]),
 ])
 def test_a_bad_option_value_is_one_error_line_before_anything_runs(args, words):
     one_error(invoke(*args), *words)

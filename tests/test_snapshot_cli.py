@@ -76,3 +76,10 @@ def test_a_stale_socket_is_reported_once(tmp_path):
 def test_disk_goes_only_with_list(tmp_path):
     assert_one_clear_error(invoke("snapshot", "save", "s1", "--disk", str(tmp_path / "d.qcow2")),
                            "--disk is for `snapshot list`")
+
+
+def test_run_refuses_a_disk_another_machine_holds_before_the_qmp_hint(disk_with_snapshots, tmp_path):
+    disk, _sock = disk_with_snapshots
+    proc = invoke("run", "--qmp", "--socket", str(tmp_path / "q.sock"), "--disk", str(disk))
+    assert_one_clear_error(proc, str(disk), "in use by another QEMU")
+    assert "QMP socket" not in proc.stdout + proc.stderr

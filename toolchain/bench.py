@@ -55,6 +55,21 @@ def parse_only(only: str) -> Optional[list[str]]:
     return names or None
 
 
+def out_path(out: str) -> Path:
+    """Where the JSON goes, checked before hours of benchmarks: a writable, existing directory
+    (build/ is created)."""
+    path = Path(out) if Path(out).is_absolute() else paths.ROOT / out
+    parent = path.parent
+    if path.is_dir():
+        raise UsageError(f"--out {out} is a directory; give a file path")
+    if not parent.is_dir() and paths.BUILD not in path.parents:
+        raise UsageError(f"--out {out}: directory {parent} does not exist")
+    probe = parent if parent.is_dir() else paths.BUILD if paths.BUILD.is_dir() else paths.ROOT
+    if not os.access(probe, os.W_OK):
+        raise UsageError(f"--out {out}: {probe} is not writable")
+    return path
+
+
 @dataclass
 class Verdict:
     figure: str
@@ -358,7 +373,7 @@ def run_all(quick: bool = False, out: str = "build/bench.json",
         outcome = f"error: {section.error}" if section.error else \
             ", ".join(f"{v.figure} {v}" for v in section.verdicts()) or "measured"
         say(f"[{i}/{len(chosen)}] {name}: done in {time.monotonic() - t0:.1f} s ({outcome})")
-    path = Path(out) if Path(out).is_absolute() else paths.ROOT / out
+    path = out_path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({s.name: {**s.figures, **({"error": s.error} if s.error else {}),
                                          **({"verdicts": {v.figure: {"value": v.value, "target_max": v.target_max,

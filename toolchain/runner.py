@@ -80,10 +80,14 @@ def check_disk(disk: Path) -> None:
         if not os.access(disk.parent, os.W_OK):
             raise UsageError(f"--disk {disk}: directory {disk.parent} is not writable")
         return
-    proc = subprocess.run([find_tool(QEMU_IMG), "info", "-U", "--output=json", str(disk)],
+    proc = subprocess.run([find_tool(QEMU_IMG), "info", "--output=json", str(disk)],
                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
-        why = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["unreadable"]
+        text = (proc.stderr or proc.stdout).strip()
+        why = text.splitlines()[-1:] or ["unreadable"]
+        if "lock" in text or "another process" in text:
+            raise UsageError(f"--disk {disk} is in use by another QEMU (qemu-img cannot lock it); "
+                             f"stop that machine or give another disk")
         raise UsageError(f"--disk {disk} is not a usable qcow2 image: {why[0]}")
     fmt = json.loads(proc.stdout).get("format", "?")
     if fmt != "qcow2":
