@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from toolchain.paths import BUILD, ROOT
+from toolchain.paths import ROOT
 
 from test_cli import INVOKE, invoke
 from test_cli import assert_one_clear_error as one_error
@@ -198,3 +198,31 @@ def test_clean_refuses_while_a_machine_runs_and_keeps_snapshots_unless_all(tmp_p
 def test_the_clean_task_has_an_all_option():
     out = invoke("clean", "--help").stdout
     assert "--all" in out and "snapshots" in out, out
+
+
+# -- doctor --------------------------------------------------------------------------
+
+def test_doctor_combines_everything_missing_into_one_install_command():
+    from toolchain.doctor import BOOTSTRAP, Check, Report
+
+    report = Report([
+        Check("qemu-system-x86_64", None, "boot", "qemu-system-x86"),
+        Check("grub-mkrescue", None, "iso", "grub-common grub-pc-bin"),
+        Check("gdb", None, "debug", "gdb", required=False),
+        Check("qemu.qmp", None, "QMP", "", fix=BOOTSTRAP),
+        Check("gcc", "gcc (Debian 12.2.0-14+deb12u1) 12.2.0", "build", "gcc"),
+    ])
+    command = report.install_command()
+    assert command.endswith("apt-get install -y qemu-system-x86 grub-common grub-pc-bin gdb && bash ci/bootstrap")
+    text = report.render()
+    assert text.count("apt-get install") == 1 and "gcc (Debian 12.2.0-14+deb12u1) 12.2.0" in text, text
+
+
+def test_doctor_prints_whole_version_strings():
+    from toolchain import doctor
+
+    check = doctor._tool("qemu-img", "qemu-utils", "disks")
+    if check.found is None:
+        pytest.skip("qemu-img not installed")
+    full = subprocess.run(["qemu-img", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    assert check.found == full.strip()
