@@ -181,8 +181,12 @@ class Console:
             if self._failure is not None:
                 self._failure.complete = True
             elif exit_result is not None and exit_result.kind in ("reset", "failure", "signal", "qemu-error", "other"):
-                from .verdict import exit_verdict
-                summary = exit_verdict(self._lines, exit_result.description, exit_result.status)
+                summary = exit_result.description
+                try:            # the reader thread calls close(): a bug here must not lose the exit
+                    from .verdict import exit_verdict
+                    summary = exit_verdict(self._lines, exit_result.description, exit_result.status)
+                except Exception:
+                    pass
                 self._failure = _Failure("exit", len(self._lines), time.monotonic(), summary, complete=True)
             self._cond.notify_all()
 
@@ -369,7 +373,7 @@ class Console:
             head = f"guest panic: {fail.summary[len(PANIC_START):].strip()}"
             from .verdict import panic_location
             where = panic_location(report)
-            if where:
+            if where and not where.startswith("0x"):
                 head += f" in {where}"
         elif fail.kind == "reset":
             head = fail.summary
