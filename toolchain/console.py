@@ -373,7 +373,7 @@ class Console:
             head = f"guest panic: {fail.summary[len(PANIC_START):].strip()}"
             from .verdict import panic_location
             where = panic_location(report)
-            if where and not where.startswith("0x"):
+            if where and not where.startswith("??"):
                 head += f" in {where}"
         elif fail.kind == "reset":
             head = fail.summary
