@@ -235,3 +235,15 @@ def test_doctor_prints_whole_version_strings():
         pytest.skip("qemu-img not installed")
     full = subprocess.run(["qemu-img", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     assert check.found == full.strip()
+
+
+def test_invoke_clean_refuses_while_invoke_run_qmp_runs_and_deletes_nothing(kernel_elf, tmp_path):
+    from toolchain.machine import Machine, MachineConfig
+
+    sock = tmp_path / "q.sock"
+    with Machine(MachineConfig(kernel=kernel_elf, append="heartbeat=100", qmp=True, qmp_socket=sock,
+                               name="clean-guard")) as m:        # its log and pidfile are in build/logs
+        m.expect("heartbeat 1", timeout=60)
+        proc = invoke("clean")
+        one_error(proc, "a machine is running", str(m.pid))
+        assert m.running and m.log_path.exists() and kernel_elf.exists()
