@@ -45,7 +45,7 @@ def build(c, verbose=False):
                 "created if absent, in an existing directory)",
         "timeout": "stop the machine after this many seconds (0 = never)",
         "kvm": "use KVM instead of TCG (opt-in; fails with one line if this host's KVM cannot run it)",
-        "iso": "boot through GRUB from an ISO (build/revenant.iso; with --append, its own ISO)",
+        "iso": "boot through GRUB from its own ISO, build/run.iso (build/revenant.iso is `invoke iso`'s)",
         "kernel": "boot this kernel image instead of building build/kernel.elf",
         "socket": "with --qmp: the QMP socket path (default build/qmp.sock)",
         "raw": "show the kernel's serial lines exactly as they are (the log always has them)",
