@@ -12,21 +12,13 @@ from invoke import Exit, task
 
 
 def _clean_errors(fn):
-    """Report toolkit errors as one line, never a traceback."""
+    """Report toolkit errors as one line, never a traceback (toolchain/cli.py: guard)."""
 
     @functools.wraps(fn)
     def wrapper(c, *args, **kwargs):
-        from toolchain.errors import RevenantError
+        from toolchain.cli import guard
 
-        try:
-            return fn(c, *args, **kwargs)
-        except RevenantError as err:
-            details = getattr(err, "output", "")
-            if details:                     # full compiler output above the one-line verdict
-                print(details.rstrip(), file=sys.stderr)
-            raise Exit(f"error: {err}", code=1)
-        except KeyboardInterrupt:
-            raise Exit("interrupted", code=130)
+        return guard(lambda: fn(c, *args, **kwargs), Exit)
 
     return wrapper
 
@@ -47,28 +39,32 @@ def build(c, verbose=False):
 
 @task(
     help={
-        "append": "kernel command line, e.g. 'heartbeat=500' or 'run=hello'",
+        "append": "kernel command line, e.g. 'heartbeat=500' or 'run=hello' (checked before booting)",
         "qmp": "leave a QMP socket (build/qmp.sock) for `invoke snapshot`",
-        "disk": "attach a qcow2 disk (created if absent) so snapshots can be saved",
+        "disk": "with --qmp: the qcow2 disk for snapshots (default build/snapshots.qcow2; "
+                "created if absent, in an existing directory)",
         "timeout": "stop the machine after this many seconds (0 = never)",
-        "kvm": "use KVM instead of TCG (opt-in; slower when nested)",
-        "iso": "boot the GRUB ISO instead of the PVH ELF",
+        "kvm": "use KVM instead of TCG (opt-in; fails with one line if this host's KVM cannot run it)",
+        "iso": "boot through GRUB from its own ISO, build/run.iso (build/revenant.iso is `invoke iso`'s)",
         "kernel": "boot this kernel image instead of building build/kernel.elf",
         "socket": "with --qmp: the QMP socket path (default build/qmp.sock)",
+        "raw": "show the kernel's serial lines exactly as they are (the log always has them)",
     }
 )
 @_clean_errors
-def run(c, append="", qmp=False, disk="", timeout=0.0, kvm=False, iso=False, kernel="", socket=""):
+def run(c, append="", qmp=False, disk="", timeout="0", kvm=False, iso=False, kernel="", socket="",
+        raw=False):
     """Build, boot with the serial console on this terminal, and exit when the guest does."""
     from toolchain import runner
+    from toolchain.cli import number
 
+    seconds = number("--timeout", timeout, minimum=0, unit="seconds")
+    options = runner.RunOptions(append=append, qmp=qmp, disk=disk or None, timeout=seconds, kvm=kvm,
+                                iso=iso, kernel=kernel or None, socket=socket or None, raw=raw)
+    options.check()                     # every refusal before the build and the boot
     if not kernel:
         build(c)
-    status = runner.run_interactive(
-        append=append, qmp=qmp, disk=disk or None, timeout=timeout, kvm=kvm, iso=iso,
-        kernel=kernel or None, socket=socket or None,
-    )
-    print(f"result: {status.description}", file=sys.stderr)
+    status = runner.run_interactive(options)
     if not status.ok:
         raise Exit(code=1)
 
@@ -83,47 +79,36 @@ def test(c, args=""):
         raise Exit(code=result.exited)
 
 
-@task(help={"append": "kernel command line", "port": "gdbstub TCP port"})
+@task(help={"append": "kernel command line (checked before booting)",
+            "port": "gdbstub TCP port, 1..65535 (default 1234)"})
 @_clean_errors
-def debug(c, append="", port=1234):
+def debug(c, append="", port="1234"):
     """Start QEMU paused with its gdbstub and attach gdb with symbols."""
-    from toolchain import debugger
+    from toolchain import cmdline, debugger
+    from toolchain.cli import number
 
+    tcp_port = int(number("--port", port, integer=True, minimum=1, maximum=65535))
+    cmdline.check(append)
     build(c)
-    debugger.debug(append=append, port=port)
+    debugger.debug(append=append, port=tcp_port)
 
 
 @task(
     positional=["action", "name"],
     help={
-        "action": "save | load | list | delete",
-        "name": "snapshot tag; for list, a glob or `all`",
-        "socket": "QMP socket of a machine started by `invoke run --qmp`",
+        "action": "save | load | delete | list",
+        "name": "snapshot tag; for list, a glob (default: all)",
+        "socket": "QMP socket of a machine started by `invoke run --qmp` (default build/qmp.sock)",
+        "disk": "for list: read this qcow2's snapshots offline with qemu-img "
+                "(default, when no machine runs: build/snapshots.qcow2)",
     }
 )
 @_clean_errors
-def snapshot(c, action, name, socket=""):
-    """QEMU snapshots of a machine started by `invoke run --qmp`: snapshot save|load|delete NAME, snapshot list all."""
-    import dataclasses
-    import fnmatch
-
+def snapshot(c, action, name, socket="", disk=""):
+    """QEMU snapshots: snapshot save|load|delete NAME, snapshot list [GLOB] (offline too)."""
     from toolchain import snapshot as snap
-    from toolchain.errors import RevenantError
 
-    sock = socket or None
-    if action == "list":
-        listing = snap.list_snapshots(sock)
-        if name not in ("all", "*"):
-            listing = dataclasses.replace(
-                listing, snapshots=[s for s in listing.snapshots if fnmatch.fnmatch(s.name, name)])
-        print(snap.format_list(listing))
-        return
-    operations = {"save": snap.save, "load": snap.load, "delete": snap.delete}
-    if action not in operations:
-        raise RevenantError(f"unknown snapshot action {action!r}: use save, load, list or delete")
-    op = operations[action](name, sock)
-    print(f"{op.op} {op.name}: {op.ms:.1f} ms (with stop/cont {op.total_ms:.1f} ms), "
-          f"machine {op.status_after}")
+    print(snap.command(action, name, socket=socket or None, disk=disk or None))
 
 
 @task
@@ -138,26 +123,32 @@ def doctor(c):
         raise Exit(code=1)
 
 
-@task
+@task(help={"append": "kernel command line baked into the ISO's grub.cfg (checked first)"})
 @_clean_errors
-def iso(c):
+def iso(c, append=""):
     """Build build/revenant.iso with GRUB (multiboot2)."""
+    from toolchain import cmdline
     from toolchain import iso as isomaker
 
+    cmdline.check(append)
     build(c)
-    print(isomaker.make_iso())
+    print(isomaker.make_iso(cmdline=append))
 
 
 @task(help={"quick": "small N (seconds instead of minutes)", "out": "JSON output path",
             "only": "comma-separated sections: boot,harness,snapshot,syscall,activation,uswitch"})
 @_clean_errors
 def bench(c, quick=False, out="build/bench.json", only=""):
-    """Run the benchmarks; write JSON with ratios against in-run baselines."""
+    """Run the benchmarks; a verdict per figure against its target; exit 1 on a miss."""
     from toolchain import bench as benchmarks
 
+    sections = benchmarks.parse_only(only)
+    benchmarks.out_path(out)
     build(c)
-    report = benchmarks.run_all(quick=quick, out=out, only=[s for s in only.split(",") if s] or None)
+    report = benchmarks.run_all(quick=quick, out=out, only=sections, progress=True)
     print(report.render())
+    if not report.ok:
+        raise Exit(code=1)
 
 
 @task(help={"socket": "QMP socket of a machine started by `invoke run --qmp` (default build/qmp.sock)"})
@@ -171,31 +162,49 @@ def restart(c, socket=""):
           f"prints `restart <n>: ...` at its next safe point")
 
 
-@task(help={"name": "leak | chained | fuzz | restart", "size": "N (default: the large N of each)"})
+@task(help={"name": "leak | chained | fuzz | restart",
+            "size": "N, a whole number >= 1 (default: the large N of each)"})
 @_clean_errors
-def experiment(c, name, size=0):
+def experiment(c, name, size=""):
     """Long experiments (large N) behind the suite's short ones; JSON in build/experiments/."""
     from toolchain import experiment as experiments
+    from toolchain.cli import number
 
+    n = int(number("--size", size, integer=True, minimum=1)) if str(size).strip() else 0
+    experiments.check_name(name)
     build(c)
-    result = experiments.run(name, int(size))
+    result = experiments.run(name, n)
     print(result.render())
     if not result.ok:
         raise Exit(code=1)
 
 
-@task
-def clean(c):
-    """Remove build/ (kernel objects, logs, caches are kept in build/cache)."""
-    import shutil
-    from pathlib import Path
+@task(help={"all_": "also delete the saved snapshots (build/snapshots.qcow2)"})
+@_clean_errors
+def clean(c, all_=False):
+    """Remove build/ but build/cache (the Linux peer) and the saved snapshots; refused while a machine runs."""
+    from toolchain import clean as cleaner
 
-    build_dir = Path(__file__).resolve().parent / "build"
-    for child in build_dir.glob("*") if build_dir.exists() else []:
-        if child.name == "cache":
-            continue
-        if child.is_dir():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
-    print(f"cleaned {build_dir} (kept build/cache)")
+    print(cleaner.clean(everything=all_))
+
+
+def _adapt_invoke() -> None:
+    """Placeholders in --help, and `invoke snapshot list` without a NAME (toolchain/cli.py)."""
+    from toolchain.cli import adapt_invoke
+
+    adapt_invoke(
+        metavars={
+            "run": {"append": "CMDLINE", "disk": "QCOW2", "timeout": "SECONDS", "kernel": "ELF",
+                    "socket": "PATH"},
+            "debug": {"append": "CMDLINE", "port": "PORT"},
+            "snapshot": {"socket": "PATH", "disk": "QCOW2", "action": "ACTION", "name": "NAME"},
+            "iso": {"append": "CMDLINE"},
+            "bench": {"out": "PATH", "only": "SECTIONS"},
+            "experiment": {"name": "NAME", "size": "N"},
+            "test": {"args": "ARGS"},
+        },
+        optional={"snapshot": ["name"]},
+    )
+
+
+_adapt_invoke()

@@ -208,6 +208,10 @@ static void env_end(struct env *e, int status)
 
 void env_exit(struct env *e, int status)
 {
+    uint32_t wait = e->blocked[WAIT_CHILD], sleep = e->blocked[WAIT_SLEEP];
+    if (wait + sleep)
+        kprintf("rewind: env %d (%s) rewound=%u wait=%u sleep=%u\n", e->id, e->name,
+                wait + sleep, wait, sleep);
     kprintf("env %d (%s) exited status=%d\n", e->id, e->name, status);
     env_end(e, status);
 }

@@ -31,6 +31,7 @@ struct env {
     struct vproc *vprocs[ENV_MAX_VPROCS];
     struct act_env *act;        // activation state (activation.c), NULL once ended
     struct shm_table shm;       // shared regions held (shm.c), empty once ended
+    uint32_t blocked[WAIT_KINDS];   // blocking calls rewound, by enum wait_kind (sched_block)
 };
 
 // Create an environment running `image` (an ELF, loaded by elf_load) with
@@ -39,7 +40,9 @@ struct env {
 // "elf: <name>: rejected: <why>"), -E2BIG (arguments too large).
 int env_spawn(const char *name, const uint8_t *image, uint64_t len, int argc,
               char *const argv[], int parent_id);
-// The environment ends by its own request: "env <id> (<name>) exited status=<n>".
+// The environment ends by its own request: "env <id> (<name>) exited status=<n>",
+// after "rewind: env <id> (<name>) rewound=<n> wait=<n> sleep=<n>" if one of
+// its blocking calls was ever rewound (each one was rerun, or it could not exit).
 void env_exit(struct env *e, int status);
 // The kernel ends it: "env <id> (<name>) killed: <why>", status STATUS_KILLED_OTHER.
 void env_kill(struct env *e, const char *why);

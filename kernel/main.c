@@ -85,6 +85,7 @@ void kmain(int protocol, uint64_t info)
     cmdline_init(boot_info.cmdline);
     // First line: the toolkit waits for it to know the kernel is alive.
     kprintf("Revenant kernel booting (cmdline: \"%s\")\n", boot_info.cmdline);
+    cmdline_report();       // a line per word the kernel will not use, and what it uses instead
     if (!parsed)
         kprintf("boot: no usable boot information (protocol %s, info 0x%lx)\n",
                 protocol_name(protocol), info);
@@ -100,8 +101,8 @@ void kmain(int protocol, uint64_t info)
     kprintf("memory: %lu frames free for the allocator\n", pmm_free_count());
     vm_init();
     syscall_init();
-    act_init(cmdline_get_ulong("act_pool", ACT_POOL_DEFAULT));
-    timer_init(cmdline_get_ulong("hz", 100));
+    act_init(cmdline_ulong("act_pool"));
+    timer_init(cmdline_ulong("hz"));
     restart_init();
     kprintf("revenant: ready\n");
 
@@ -111,6 +112,6 @@ void kmain(int protocol, uint64_t info)
     if (cmdline_has("test"))
         power_off(ktest_run(cmdline_get("test")));
     if (cmdline_has("heartbeat"))
-        heartbeat(cmdline_get_ulong("heartbeat", 1000));
+        heartbeat(cmdline_ulong("heartbeat"));
     run_init();
 }

@@ -40,11 +40,9 @@ static int map_range(uint64_t *pml4, const char *start, const char *end, uint64_
 
 void pti_init(void)
 {
-    const char *v = cmdline_get("pti");
+    const char *v = cmdline_get("pti");     // on or off: cmdline_report named anything else
     if (v && strcmp(v, "off") == 0)
         pti_on = 0;
-    else if (v && strcmp(v, "on") != 0)
-        kprintf("pti: unknown value \"%s\", using pti=on\n", v);
     // A scratch top-level table: only its entry 511 is kept.
     uint64_t pa = pmm_alloc();
     if (!pa)

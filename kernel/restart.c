@@ -39,7 +39,7 @@ static uint64_t restarts;
 
 void restart_init(void)
 {
-    every_ms = cmdline_get_ulong("restart_every", 0);
+    every_ms = cmdline_has("restart_every") ? cmdline_ulong("restart_every") : 0;
     next_ms = timer_ms() + every_ms;
     if (every_ms)
         kprintf("restart: every %lu ms\n", every_ms);

@@ -110,6 +110,8 @@ void sched_block(struct vproc *v, enum wait_kind kind, uint64_t key)
     // blocked from one that returned at once (docs/abi.md).
     if (v->env->act)
         v->env->act->stats.blocked++;
+    if (v->env && (unsigned)kind < sizeof(v->env->blocked) / sizeof(v->env->blocked[0]))
+        v->env->blocked[kind]++;
 }
 
 void sched_wake(enum wait_kind kind, uint64_t key)

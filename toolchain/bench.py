@@ -16,22 +16,72 @@ Sections:
              Linux thread switch (futex ping-pong between two pthreads; linuxpeer `futex`), per
              switch (target <= 0.1). `uswitch_cond` (a mutex + condition-variable handoff, the
              closer analogue of the futex loop) is reported beside it.
-Numbers are medians over repeated runs; nothing here is a pass/fail test.
+Numbers are medians over repeated runs.  Every ratio of a section that has a target
+(``target_ratio_max``) gets a verdict, printed beside it and kept in the JSON; `invoke bench`
+exits 1 when a figure misses its target or a section fails.  A line per section goes to stderr
+as it starts and ends, and one before the one-time download of the Linux baseline.
 """
 from __future__ import annotations
 
 import json
+import os
 import re
 import statistics
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
 from . import paths
-from .errors import RevenantError
+from .errors import RevenantError, UsageError
 from .machine import Machine, MachineConfig
+
+SECTIONS = ("boot", "harness", "snapshot", "syscall", "activation", "uswitch")
+NEEDS_LINUX = ("syscall", "activation", "uswitch")
+JUDGED = ("ratio_harness_over_bare", "ratio_instructions", "ratio_tsc_cycles")   # against target_ratio_max
+
+
+def parse_only(only: str) -> Optional[list[str]]:
+    """``--only boot,syscall`` as a list (None: every section); ``UsageError`` for an unknown one."""
+    names = [s.strip() for s in (only or "").split(",") if s.strip()]
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown:
+        raise UsageError(f"--only: unknown section{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                         f"the sections are {','.join(SECTIONS)}")
+    if only and not names:
+        raise UsageError(f"--only: no section named; the sections are {','.join(SECTIONS)}")
+    return names or None
+
+
+def out_path(out: str) -> Path:
+    """Where the JSON goes, checked before hours of benchmarks: a writable, existing directory
+    (build/ is created)."""
+    path = Path(out) if Path(out).is_absolute() else paths.ROOT / out
+    parent = path.parent
+    if path.is_dir():
+        raise UsageError(f"--out {out} is a directory; give a file path")
+    if not parent.is_dir() and paths.BUILD not in path.parents:
+        raise UsageError(f"--out {out}: directory {parent} does not exist")
+    probe = parent if parent.is_dir() else paths.BUILD if paths.BUILD.is_dir() else paths.ROOT
+    if not os.access(probe, os.W_OK):
+        raise UsageError(f"--out {out}: {probe} is not writable")
+    return path
+
+
+@dataclass
+class Verdict:
+    figure: str
+    value: float
+    target_max: float
+
+    @property
+    def ok(self) -> bool:
+        return self.value <= self.target_max
+
+    def __str__(self) -> str:
+        return f"{'ok' if self.ok else 'MISSED'}: {self.value:.4g} vs target <= {self.target_max:g}"
 
 
 @dataclass
@@ -40,11 +90,26 @@ class Section:
     figures: dict = field(default_factory=dict)
     error: Optional[str] = None
 
+    def verdicts(self) -> list[Verdict]:
+        target = self.figures.get("target_ratio_max")
+        if not isinstance(target, (int, float)):
+            return []
+        return [Verdict(k, float(self.figures[k]), float(target)) for k in JUDGED
+                if isinstance(self.figures.get(k), (int, float))]
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and all(v.ok for v in self.verdicts())
+
 
 @dataclass
 class BenchReport:
     sections: list[Section] = field(default_factory=list)
     out: Optional[Path] = None
+
+    @property
+    def ok(self) -> bool:
+        return all(s.ok for s in self.sections)
 
     def render(self) -> str:
         lines = []
@@ -52,10 +117,24 @@ class BenchReport:
             lines.append(f"[{s.name}]")
             if s.error:
                 lines.append(f"  error: {s.error}")
+            judged = {v.figure: v for v in s.verdicts()}
             for k, v in s.figures.items():
                 if isinstance(v, float):
                     v = f"{v:.4g}"
-                lines.append(f"  {k}: {v}")
+                verdict = f"   <- {judged[k]}" if k in judged else ""
+                lines.append(f"  {k}: {v}{verdict}")
+        verdicts = [(s.name, v) for s in self.sections for v in s.verdicts()]
+        missed = [f"{name}.{v.figure} {v.value:.4g} > {v.target_max:g}" for name, v in verdicts if not v.ok]
+        failed = [s.name for s in self.sections if s.error]
+        if missed:
+            lines.append(f"verdict: {len(missed)} of {len(verdicts)} figures missed their target: "
+                         f"{'; '.join(missed)}")
+        elif verdicts:
+            lines.append("verdict: the one figure with a target met it" if len(verdicts) == 1 else
+                         f"verdict: all {len(verdicts)} figures with a target met it")
+        if failed:
+            lines.append(f"verdict: section{'s' if len(failed) > 1 else ''} {', '.join(failed)} failed "
+                         f"(error above)")
         if self.out:
             lines.append(f"JSON: {self.out}")
         return "\n".join(lines)
@@ -245,8 +324,26 @@ def _guard(name: str, fn: Callable[[], Section]) -> Section:
         return Section(name, error=err.summary)
 
 
+WHAT = {
+    "boot": "boots to the banner and to poweroff",
+    "harness": "boot-to-poweroff, bare QEMU vs Machine",
+    "snapshot": "QMP snapshot-save/-load on a running guest",
+    "syscall": "getpid round trip vs Linux",
+    "activation": "timer upcall round trip vs Linux SIGALRM",
+    "uswitch": "user-level thread switch vs Linux futex",
+}
+
+
+def _linux_cached() -> bool:
+    from . import linuxpeer
+    return bool(os.environ.get("REVENANT_LINUX_VMLINUZ")) or linuxpeer._newest_cached() is not None
+
+
 def run_all(quick: bool = False, out: str = "build/bench.json",
-            only: Optional[list[str]] = None) -> BenchReport:
+            only: Optional[list[str]] = None, progress: bool = False) -> BenchReport:
+    unknown = [n for n in (only or []) if n not in SECTIONS]
+    if unknown:
+        raise UsageError(f"unknown bench section {', '.join(unknown)}; the sections are {','.join(SECTIONS)}")
     runs = 3 if quick else 10
     iters = 2000 if quick else 100000
     plan: dict[str, Callable[[], Section]] = {
@@ -257,14 +354,31 @@ def run_all(quick: bool = False, out: str = "build/bench.json",
         "activation": lambda: bench_activation(500 if quick else 2000),
         "uswitch": lambda: bench_uswitch(iters),
     }
+    chosen = [name for name in plan if not only or name in only]
+
+    def say(text: str) -> None:
+        if progress:
+            print(f"bench: {text}", file=sys.stderr, flush=True)
+
     report = BenchReport()
-    for name, fn in plan.items():
-        if only and name not in only:
-            continue
-        report.sections.append(_guard(name, fn))
-    path = Path(out) if Path(out).is_absolute() else paths.ROOT / out
+    for i, name in enumerate(chosen, 1):
+        if name in NEEDS_LINUX and not _linux_cached():
+            say("the Linux baseline is not cached yet: fetching Debian's linux-image-cloud-amd64 once "
+                "(about 27 MB, apt-get download) into build/cache/linux/; "
+                "REVENANT_LINUX_VMLINUZ=/path/to/vmlinuz uses your own instead")
+        say(f"[{i}/{len(chosen)}] {name}: {WHAT[name]} ...")
+        t0 = time.monotonic()
+        section = _guard(name, plan[name])
+        report.sections.append(section)
+        outcome = f"error: {section.error}" if section.error else \
+            ", ".join(f"{v.figure} {v}" for v in section.verdicts()) or "measured"
+        say(f"[{i}/{len(chosen)}] {name}: done in {time.monotonic() - t0:.1f} s ({outcome})")
+    path = out_path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({s.name: {**s.figures, **({"error": s.error} if s.error else {})}
+    path.write_text(json.dumps({s.name: {**s.figures, **({"error": s.error} if s.error else {}),
+                                         **({"verdicts": {v.figure: {"value": v.value, "target_max": v.target_max,
+                                                                     "ok": v.ok} for v in s.verdicts()}}
+                                            if s.verdicts() else {})}
                                 for s in report.sections}, indent=2))
     report.out = path
     return report

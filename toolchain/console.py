@@ -83,7 +83,8 @@ def decode_exit(status: Optional[int], *, killed_by_harness: bool = False, quit_
             name = f"signal {sig}"
         if killed_by_harness:
             return make("killed", f"killed by the harness ({name})", sig)
-        return make("signal", f"QEMU killed by {name}", sig)
+        hint = f": {stderr_hint}" if stderr_hint else ""
+        return make("signal", f"QEMU killed by {name}{hint}", sig)
     if status == EXIT_POWEROFF_OK:
         return make("poweroff-ok", "poweroff ok (exit 33)")
     if status == EXIT_FAILURE:
@@ -120,7 +121,7 @@ class Match:
 
 @dataclass
 class _Failure:
-    kind: str            # "panic" | "reset" | "exit"
+    kind: str            # "panic" | "reset" | "exit" | "qemu"
     line_index: int      # first line that is not a valid expect() hit any more
     since: float         # monotonic time the marker was seen
     summary: str
@@ -180,8 +181,13 @@ class Console:
             if self._failure is not None:
                 self._failure.complete = True
             elif exit_result is not None and exit_result.kind in ("reset", "failure", "signal", "qemu-error", "other"):
-                self._failure = _Failure("exit", len(self._lines), time.monotonic(), exit_result.description,
-                                         complete=True)
+                summary = exit_result.description
+                try:            # the reader thread calls close(): a bug here must not lose the exit
+                    from .verdict import exit_verdict
+                    summary = exit_verdict(self._lines, exit_result.description, exit_result.status)
+                except Exception:
+                    pass
+                self._failure = _Failure("exit", len(self._lines), time.monotonic(), summary, complete=True)
             self._cond.notify_all()
 
     def _add_line(self, line: str) -> None:
@@ -202,6 +208,13 @@ class Console:
             if self._banners > 1:
                 self._failure = _Failure("reset", index, time.monotonic(),
                                          "unexpected reset: the kernel banner appeared a second time")
+
+    def fail(self, summary: str) -> None:
+        """Fail the run from outside the serial stream (QEMU's own error state): waits raise at once."""
+        with self._cond:
+            if self._failure is None:
+                self._failure = _Failure("qemu", len(self._lines), time.monotonic(), summary, complete=True)
+            self._cond.notify_all()
 
     # ---------------------------------------------------------------- accessors
     def lines(self) -> List[str]:
@@ -358,6 +371,10 @@ class Console:
                 except Exception as exc:  # a broken symbolizer must not hide the panic
                     report += f"\n(symbolizer failed: {exc})"
             head = f"guest panic: {fail.summary[len(PANIC_START):].strip()}"
+            from .verdict import panic_location
+            where = panic_location(report)
+            if where and not where.startswith("??"):
+                head += f" in {where}"
         elif fail.kind == "reset":
             head = fail.summary
         else:

@@ -1,20 +1,32 @@
-"""`invoke doctor`: what is installed, what is missing, and the command that installs it."""
+"""`invoke doctor`: what is installed, what is missing, and the one command that installs it.
+
+Besides tools and Python modules it checks that build/ is writable (every run writes its serial
+log there) and, when /dev/kvm exists and the kernel is built, boots the kernel under KVM for a few
+seconds to say whether `invoke run --kvm` can work on this host.
+"""
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from . import paths
 
 
 @dataclass
 class Check:
     name: str
-    found: str | None          # version or path when present, None when missing
+    found: Optional[str]       # version or path when present, None when missing
     needed_for: str
-    install: str               # the exact command that installs it
+    install: str               # apt package(s) that provide it, or "" (see `fix`)
     required: bool = True
+    fix: str = ""              # what to do when it is not an install (permissions, bootstrap)
 
 
 @dataclass
@@ -25,51 +37,123 @@ class Report:
     def ok(self) -> bool:
         return all(c.found for c in self.checks if c.required)
 
+    def install_command(self) -> str:
+        """One command for everything missing: the apt packages, then ci/bootstrap for Python."""
+        missing = [c for c in self.checks if not c.found]
+        packages = list(dict.fromkeys(p for c in missing for p in c.install.split()))
+        parts = []
+        if packages:
+            sudo = "" if os.geteuid() == 0 else "sudo "
+            parts.append(f"{sudo}apt-get install -y {' '.join(packages)}")
+        if any(c.fix == BOOTSTRAP for c in missing):
+            parts.append(BOOTSTRAP)
+        return " && ".join(parts)
+
     def render(self) -> str:
         lines = []
+        width = max(len(c.name) for c in self.checks)
         for c in self.checks:
             mark = "ok     " if c.found else ("MISSING" if c.required else "absent ")
-            lines.append(f"{mark} {c.name:<22} {c.found or '-':<40} ({c.needed_for})")
+            lines.append(f"{mark} {c.name:<{width}}  {c.found or '-'}  ({c.needed_for})")
         missing = [c for c in self.checks if not c.found]
-        if missing:
+        command = self.install_command()
+        if command:
             lines.append("")
-            lines.append("to install what is missing:")
-            for cmd in dict.fromkeys(c.install for c in missing):
-                lines.append(f"  {cmd}")
-        else:
+            lines.append("to install everything missing:")
+            lines.append(f"  {command}")
+        fixes = [c for c in missing if c.fix and c.fix != BOOTSTRAP]
+        if fixes:
+            lines.append("")
+            lines += [f"{c.name}: {c.fix}" for c in fixes]
+        if not missing:
             lines.append("\neverything is installed.")
         return "\n".join(lines)
 
 
 APT = "apt-get install -y"
+BOOTSTRAP = "bash ci/bootstrap"
 
 
-def _version(cmd: list[str]) -> str | None:
+def _version(cmd: list[str]) -> Optional[str]:
     if not shutil.which(cmd[0]):
         return None
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired):
         return shutil.which(cmd[0])
-    text = (out.stdout or out.stderr).strip().splitlines()
-    return text[0][:40] if text else shutil.which(cmd[0])
+    text = [line.strip() for line in (out.stdout or out.stderr).splitlines() if line.strip()]
+    return text[0] if text else shutil.which(cmd[0])
 
 
 def _tool(name: str, package: str, needed_for: str, required: bool = True, args=("--version",)) -> Check:
-    return Check(name, _version([name, *args]), needed_for, f"{APT} {package}", required)
+    return Check(name, _version([name, *args]), needed_for, package, required)
 
 
-def _module(name: str, needed_for: str) -> Check:
+def _module(name: str, dist: str, needed_for: str) -> Check:
     found = None
-    if importlib.util.find_spec(name.split(".")[0]) is not None:
-        try:
-            found = "python module " + name if importlib.util.find_spec(name) else None
-        except ModuleNotFoundError:
+    try:
+        if importlib.util.find_spec(name.split(".")[0]) is not None and importlib.util.find_spec(name):
+            try:
+                found = f"{dist} {importlib.metadata.version(dist)}"
+            except importlib.metadata.PackageNotFoundError:
+                found = f"python module {name}"
+    except ModuleNotFoundError:
+        found = None
+    return Check(name, found, needed_for, "", True, fix=BOOTSTRAP)
+
+
+def build_writable(build: Path = paths.BUILD) -> Check:
+    """build/ (or, before the first build, the tree that will hold it) must be writable."""
+    where = build if build.exists() else build.parent
+    found = None
+    if os.access(where, os.W_OK | os.X_OK):
+        try:                                # access() says yes to root on a read-only mount
+            probe = where / f".doctor-{os.getpid()}"
+            probe.write_text("")
+            probe.unlink()
+            found = f"{build} writable" if build.exists() else f"{where} writable (build/ not made yet)"
+        except OSError:
             found = None
-    return Check(name, found, needed_for, "bash ci/bootstrap   # installs into .venv", True)
+    owner = ""
+    try:
+        import pwd
+        owner = pwd.getpwuid(where.stat().st_uid).pw_name
+    except (KeyError, OSError, ImportError):
+        pass
+    fix = (f"{where} is not writable for this user (owner: {owner or '?'}): "
+           f"sudo chown -R \"$(id -un)\" {where}, or run as its owner")
+    return Check("build/ writable", found, "serial logs, the build, snapshots", "", True, fix=fix)
 
 
-def examine() -> Report:
+def kvm_check(timeout: float = 15.0) -> Check:
+    """Whether KVM can run this kernel: a short boot to poweroff under -accel kvm."""
+    name, needed = "KVM", "optional `invoke run --kvm` (TCG is the default)"
+    if not os.path.exists("/dev/kvm"):
+        return Check(name, None, needed, "", required=False, fix="no /dev/kvm on this host: use TCG (the default)")
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return Check(name, None, needed, "", required=False,
+                     fix="/dev/kvm is not readable and writable for this user (group kvm)")
+    if not shutil.which("qemu-system-x86_64"):
+        return Check(name, "/dev/kvm present (boot not tried: no qemu-system-x86_64)", needed, "",
+                     required=False)
+    if not paths.KERNEL_ELF.exists():
+        return Check(name, "/dev/kvm present (boot not tried: no build/kernel.elf; run `invoke build`)",
+                     needed, "", required=False)
+    from .errors import RevenantError
+    from .machine import Machine, MachineConfig
+
+    t0 = time.monotonic()
+    try:
+        with Machine(MachineConfig(accel="kvm", cpu="max", append="", name="doctor-kvm")) as m:
+            m.wait_poweroff(timeout=timeout, idle_timeout=timeout)
+        return Check(name, f"works: boot to poweroff under KVM in {time.monotonic() - t0:.1f} s", needed, "",
+                     required=False)
+    except RevenantError as err:
+        return Check(name, None, needed, "", required=False,
+                     fix=f"/dev/kvm is present but KVM cannot run the kernel here: {err.summary}")
+
+
+def examine(try_kvm: bool = True) -> Report:
     checks = [
         _tool("qemu-system-x86_64", "qemu-system-x86", "boot the kernel"),
         _tool("qemu-img", "qemu-utils", "qcow2 disks for snapshots"),
@@ -81,14 +165,14 @@ def examine() -> Report:
         _tool("mformat", "mtools", "invoke iso", args=("--version",)),
         _tool("gdb", "gdb", "invoke debug (optional: prints the command otherwise)", required=False),
         _tool("cpio", "cpio", "Linux peer initramfs for invoke bench", required=False),
-        _module("qemu.qmp", "QMP: stop/cont/snapshots"),
-        _module("elftools", "symbolize crashes"),
-        _module("invoke", "tasks"),
-        _module("pytest", "tests"),
+        _module("qemu.qmp", "qemu.qmp", "QMP: stop/cont/snapshots"),
+        _module("elftools", "pyelftools", "symbolize crashes"),
+        _module("invoke", "invoke", "tasks"),
+        _module("pytest", "pytest", "tests"),
+        build_writable(),
     ]
-    kvm = Check("/dev/kvm", "/dev/kvm" if os.path.exists("/dev/kvm") else None,
-                "optional --kvm (TCG is the default)", "not needed", required=False)
-    checks.append(kvm)
+    if try_kvm:
+        checks.append(kvm_check())
     return Report(checks)
 
 

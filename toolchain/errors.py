@@ -73,7 +73,11 @@ class QMPError(RevenantError):
     """A QMP command or snapshot job failed, or no QEMU is listening on the socket."""
 
 
+class UsageError(RevenantError):
+    """A task was given a bad option value, a bad name, or a kernel command line it knows is wrong."""
+
+
 __all__ = [
     "RevenantError", "ToolMissing", "KernelImageError", "BuildError", "BootTimeout",
-    "NoOutputTimeout", "OverallTimeout", "GuestFailure", "QMPError",
+    "NoOutputTimeout", "OverallTimeout", "GuestFailure", "QMPError", "UsageError",
 ]

@@ -152,9 +152,16 @@ EXPERIMENTS: dict[str, tuple[Callable[[int], ExperimentResult], int]] = {
 }
 
 
-def run(name: str, n: int = 0) -> ExperimentResult:
+def check_name(name: str) -> None:
+    """``RevenantError`` for an experiment that does not exist (before anything is built)."""
     if name not in EXPERIMENTS:
         raise RevenantError(f"unknown experiment {name!r}: choose one of {', '.join(EXPERIMENTS)}")
+
+
+def run(name: str, n: int = 0) -> ExperimentResult:
+    check_name(name)
+    if n < 0:
+        raise RevenantError(f"experiment {name}: N must be at least 1, not {n}")
     fn, default_n = EXPERIMENTS[name]
     result = fn(n or default_n)
     out_dir = paths.BUILD / "experiments"

@@ -8,7 +8,9 @@
 * the serial port (``-serial stdio``) is read by one thread that tees it into a
   per-run log under build/logs/ (kept, path in ``machine.log_path``), feeds a
   ``Console`` (expect / failure markers) and optionally echoes to the terminal;
-  QEMU's stderr goes to ``<log>.stderr``;
+  QEMU's stderr goes to ``<log>.stderr`` through a second reader thread that also
+  watches it for QEMU's internal-error state (``KVM internal error ... emulation
+  failure``: the guest would stay paused forever) and fails the run with one line;
 * QEMU never outlives the harness: it runs in its own session (process group),
   ``__exit__``/``kill()`` SIGKILL the group, an atexit hook and SIGTERM/SIGHUP
   handlers kill every live machine, the process gets PDEATHSIG=SIGKILL (via
@@ -50,7 +52,7 @@ RUN_DIR_NAME = "run"          # build/logs/run/: pidfiles (and QMP sockets) of l
 
 __all__ = [
     "MachineConfig", "Machine", "ExitResult", "find_tool", "check_kernel_image", "create_disk",
-    "reap_stale", "kill_all",
+    "reap_stale", "kill_all", "live_machines",
 ]
 
 
@@ -68,7 +70,10 @@ def create_disk(path: Path, size: str = "64M") -> Path:
     path = Path(path)
     if path.exists():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        if paths.BUILD not in path.parents:     # build/ is ours to create; elsewhere, a typo
+            raise RevenantError(f"cannot create disk {path}: directory {path.parent} does not exist")
+        path.parent.mkdir(parents=True, exist_ok=True)
     qemu_img = find_tool(QEMU_IMG)
     proc = subprocess.run([qemu_img, "create", "-q", "-f", "qcow2", str(path), size],
                           stdin=subprocess.DEVNULL, capture_output=True, text=True)
@@ -220,16 +225,16 @@ def _install_handlers() -> None:
             pass
 
 
-def reap_stale(run_dir: Optional[Path] = None) -> List[int]:
-    """Kill QEMUs left behind by a harness that died without cleanup (e.g. SIGKILL).
+def live_machines(run_dir: Optional[Path] = None) -> List[tuple]:
+    """``(pid, parent pid, pidfile)`` of every QEMU started by a harness that is still running.
 
-    A pidfile under ``build/logs/run/`` names a QEMU we started; if that QEMU is
-    alive but its parent is gone (reparented), it is an orphan and is killed.
-    Returns the pids killed.
+    A pidfile under ``build/logs/run/`` names a QEMU we started; it counts while that pid is
+    alive and its command line still names the pidfile (pids get reused).  Pidfiles of dead
+    QEMUs are removed on the way.
     """
     run_dir = run_dir or (paths.LOGS / RUN_DIR_NAME)
-    killed: List[int] = []
-    for pidfile in run_dir.glob("*.pid"):
+    found: List[tuple] = []
+    for pidfile in sorted(run_dir.glob("*.pid")):
         try:
             pid = int(pidfile.read_text().strip() or "0")
         except (OSError, ValueError):
@@ -238,11 +243,25 @@ def reap_stale(run_dir: Optional[Path] = None) -> List[int]:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             stat = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
-            pidfile.unlink(missing_ok=True)
+            try:
+                pidfile.unlink(missing_ok=True)
+            except OSError:
+                pass
             continue
         if str(pidfile).encode() not in cmdline:
             continue                              # pid reused by something else
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        found.append((pid, int(stat.rsplit(")", 1)[1].split()[1]), pidfile))
+    return found
+
+
+def reap_stale(run_dir: Optional[Path] = None) -> List[int]:
+    """Kill QEMUs left behind by a harness that died without cleanup (e.g. SIGKILL).
+
+    A live QEMU (``live_machines``) whose parent is gone (reparented) is an orphan and is
+    killed.  Returns the pids killed.
+    """
+    killed: List[int] = []
+    for pid, ppid, pidfile in live_machines(run_dir):
         if ppid == 1 or not Path(f"/proc/{ppid}").exists():
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -292,6 +311,7 @@ class Machine:
         self._feed_lock = threading.Lock()
         self._log_file: Optional[IO[bytes]] = None
         self._stderr_file: Optional[IO[bytes]] = None
+        self._stderr_reader: Optional[threading.Thread] = None
 
     # ----------------------------------------------------------------- argv
     def argv(self) -> List[str]:
@@ -342,7 +362,11 @@ class Machine:
                 create_disk(Path(cfg.disk), cfg.disk_size)
             elif not Path(cfg.disk).exists():
                 raise RevenantError(f"snapshot disk {cfg.disk} does not exist")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise RevenantError(f"cannot create {err.filename or self.run_dir} for the serial log and "
+                                f"pidfile: {err.strerror} (is build/ writable? `invoke doctor` checks)") from None
         reap_stale(self.run_dir)
         if self.qmp_socket is not None:
             self.qmp_socket.parent.mkdir(parents=True, exist_ok=True)
@@ -353,18 +377,26 @@ class Machine:
         argv = self.argv()
         if _pdeathsig_prefix() and threading.current_thread() is threading.main_thread():
             argv = _pdeathsig_prefix() + argv
-        self._log_file = open(self.log_path, "wb", buffering=0)
-        self._stderr_file = open(self.stderr_path, "wb", buffering=0)
+        try:
+            self._log_file = open(self.log_path, "wb", buffering=0)
+            self._stderr_file = open(self.stderr_path, "wb", buffering=0)
+        except OSError as err:
+            self._close_files()
+            raise RevenantError(f"cannot write the serial log {err.filename}: {err.strerror} "
+                                f"(is build/ writable? `invoke doctor` checks)") from None
         self.started_at = time.monotonic()
         try:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                         stderr=self._stderr_file, start_new_session=True,
+                                         stderr=subprocess.PIPE, start_new_session=True,
                                          close_fds=True, bufsize=0)
         except OSError as exc:
             self._close_files()
             raise ToolMissing(f"cannot run {argv[0]}: {exc.strerror}; {INSTALL_HINT}") from None
         with _live_lock:
             _live[self.proc.pid] = self
+        self._stderr_reader = threading.Thread(target=self._read_stderr, name=f"stderr-{self.run_id}",
+                                               daemon=True)
+        self._stderr_reader.start()
         self._reader = threading.Thread(target=self._read_serial, name=f"serial-{self.run_id}", daemon=True)
         self._reader.start()
         return self
@@ -382,35 +414,53 @@ class Machine:
                 except (OSError, ValueError):
                     break
                 with self._feed_lock:                 # read and feed are one step for drain_serial()
-                    try:
-                        data = os.read(fd, 65536)
-                    except OSError:
-                        break
+                    data = _read_chunk(fd)
                     if not data:
                         break
-                    if log is not None:
-                        try:
-                            log.write(data)
-                        except (OSError, ValueError):
-                            pass
+                    _quiet_write(log, data)
                     self.console.feed(data)
                     if echo is not None:
-                        try:
-                            echo.write(data.decode("utf-8", "replace"))
-                            echo.flush()
-                        except (OSError, ValueError):
-                            pass
+                        _quiet_write(echo, data.decode("utf-8", "replace"), flush=True)
         finally:
             status = proc.wait()
+            if self._stderr_reader is not None:
+                self._stderr_reader.join(timeout=5)     # all of stderr is in the file
             quit_requested = self._qmp is not None and self._qmp.quit_requested
             self._result = decode_exit(status, killed_by_harness=self._killed, quit_requested=quit_requested,
                                        duration_s=time.monotonic() - self.started_at,
                                        log_path=self.log_path,
-                                       stderr_hint=self._stderr_first_line() if status == 1 else "")
+                                       stderr_hint=self._stderr_first_line() if status != 0 else "")
             with _live_lock:
                 _live.pop(proc.pid, None)
             self.console.close(self._result)
             self._done.set()
+
+    def _read_stderr(self) -> None:
+        """Tee QEMU's stderr into <log>.stderr; fail the run at QEMU's internal-error state."""
+        proc = self.proc
+        assert proc is not None and proc.stderr is not None
+        fd = proc.stderr.fileno()
+        seen = b""
+        reported = False
+        while True:
+            data = _read_chunk(fd)
+            if not data:
+                break
+            _quiet_write(self._stderr_file, data)
+            if reported:
+                continue
+            seen = (seen + data)[-65536:]
+            if b"internal error" not in seen:
+                continue
+            # QEMU prints the whole register dump at once; give it a moment to arrive.
+            if b"Code=" not in seen:
+                ready, _, _ = select.select([fd], [], [], 0.5)
+                if ready:
+                    continue
+            reported = True
+            self.console.fail(internal_error_summary(seen.decode("utf-8", "replace"),
+                                                     self.config.kernel, self.config.accel))
+            self.kill()
 
     def kill(self) -> None:
         """SIGKILL QEMU's whole process group (idempotent, safe from any thread/handler)."""
@@ -569,15 +619,63 @@ class Machine:
         return echo  # type: ignore[return-value]
 
     def _stderr_first_line(self) -> str:
-        for line in self.stderr_text().splitlines():
-            line = line.strip()
-            if line:
-                return line
-        return ""
+        """QEMU's first error line on stderr (else its first line): what went wrong, in its words."""
+        lines = [line.strip() for line in self.stderr_text().splitlines() if line.strip()]
+        return next((line for line in lines if "error" in line.lower()), lines[0] if lines else "")
 
     def __repr__(self) -> str:
         state = "running" if self.running else (str(self._result) if self._result else "not started")
         return f"<Machine {self.run_id} {state}>"
+
+
+_INSTRUCTIONS = {"0f 01 ca": "clac", "0f 01 cb": "stac", "0f 01 f8": "swapgs", "0f 07": "sysretq"}
+
+
+def internal_error_summary(text: str, kernel: Path, accel: str) -> str:
+    """One line for QEMU's ``KVM internal error ... emulation failure`` register dump."""
+    import re
+    first = next((line.strip() for line in text.splitlines() if "internal error" in line), "internal error")
+    kind = "emulation failure" if "emulation failure" in text else first
+    where = ""
+    rip = re.search(r"^RIP=([0-9a-fA-F]{16})", text, re.M)
+    if rip:
+        where = f" at rip 0x{rip.group(1).lower()}"
+        try:
+            from .symbols import symbolizer
+            sym = symbolizer(kernel).lookup(int(rip.group(1), 16))
+            if sym.known:
+                where += f" in {sym}"
+        except Exception:
+            pass
+    code = re.search(r"<([0-9a-f]{2})>((?: [0-9a-f]{2}){0,2})", text)
+    if code:
+        insn = f"{code.group(1)}{code.group(2)}".strip()
+        name = next((n for b, n in _INSTRUCTIONS.items() if insn.startswith(b)), "")
+        where += f", instruction {insn}" + (f" ({name})" if name else "")
+    if accel == "kvm":
+        return (f"KVM cannot run this kernel here: QEMU reports a KVM internal error ({kind}){where}; "
+                f"the guest would stay paused forever, so it was stopped (run without --kvm: TCG)")
+    return f"QEMU internal error ({kind}){where}; the guest would stay paused forever, so it was stopped"
+
+
+def _read_chunk(fd: int) -> bytes:
+    """What a pipe has (blocking), b"" at its end or on an error."""
+    try:
+        return os.read(fd, 65536)
+    except OSError:
+        return b""
+
+
+def _quiet_write(stream: Optional[IO], data: Union[bytes, str], flush: bool = False) -> None:
+    """Write to a log or the terminal; a closed or broken one must not stop the reader."""
+    if stream is None:
+        return
+    try:
+        stream.write(data)
+        if flush:
+            stream.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def _escape_opt(value: str) -> str:

@@ -152,7 +152,7 @@ class QMP:
                 raise QMPError(f"QEMU exited before its QMP socket {path} accepted a connection")
             if time.monotonic() >= deadline:
                 why = _root_cause(last)
-                raise QMPError(f"no QEMU is listening on {path} ({why}); start one with `invoke run --qmp`")
+                raise QMPError(f"no machine is listening on {path} ({why}); start one with `invoke run --qmp`")
             await asyncio.sleep(0.005)
         self._client = client
         self._listener = EventListener()

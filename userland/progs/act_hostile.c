@@ -10,7 +10,9 @@
 // never handed out, like one resumed twice: freed by then), `outside` (a
 // copy of the record in .bss), `entry` / `upcall_stack` (a bad header), or
 // `exhaust` (never resume a record: each tick takes a new one).
-// Reaching the end prints "act_hostile: FAIL survived <how>" and exits 1.
+// Reaching the end prints "act_hostile: FAIL survived <how>" and exits 1; a
+// <how> not in this list prints "act_hostile: unknown mode <how> (...)" and
+// exits 2 at once.
 #include <revenant.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -68,9 +70,25 @@ static void __attribute__((noreturn, used)) on_upcall(struct act_record *rec, ui
         ;
 }
 
+static const char *const modes[] = {
+    "cs", "ss", "rflags.IF", "rflags.IOPL", "rflags.TF", "rflags.NT", "rflags.AC", "rflags.VM",
+    "rflags.RF", "rip", "rip.noncanonical", "rsp", "address", "unused", "outside", "entry",
+    "upcall_stack", "exhaust",
+};
+
 int main(int argc, char **argv)
 {
     how = argc > 1 ? argv[1] : "";
+    unsigned known = 0;
+    while (known < sizeof(modes) / sizeof(modes[0]) && strcmp(how, modes[known]) != 0)
+        known++;
+    if (known == sizeof(modes) / sizeof(modes[0])) {
+        printf("act_hostile: unknown mode %s (want one of:", *how ? how : "(none)");
+        for (unsigned i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+            printf(" %s", modes[i]);
+        printf(")\n");
+        return 2;
+    }
     volatile struct act_header *h = (volatile struct act_header *)ACT_SEGMENT;
     h->upcall_stack = (uint64_t)(upcall_stack + sizeof(upcall_stack));
     if (!strcmp(how, "upcall_stack"))

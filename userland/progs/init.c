@@ -25,23 +25,25 @@ struct child {
 static char cmdline[1024];
 static struct child children[MAX_PROGS];
 
-// The value of `run=` in the command line, or NULL. Words are separated by
-// spaces; the value is cut at the next space in place.
+// The value of the last `run=` in the command line (the last occurrence
+// wins, as for every option; the kernel rejects an empty one), or NULL.
+// Words are separated by spaces; the value is cut at the next space in place.
 static char *find_run(char *s)
 {
+    char *run = NULL, *run_end = NULL;
     for (char *w = s; *w; ) {
         while (*w == ' ')
             w++;
         char *end = w;
         while (*end && *end != ' ')
             end++;
-        if (strncmp(w, "run=", 4) == 0) {
-            *end = '\0';
-            return w + 4;
-        }
+        if (strncmp(w, "run=", 4) == 0 && end > w + 4)
+            run = w + 4, run_end = end;
         w = end;
     }
-    return NULL;
+    if (run_end)
+        *run_end = '\0';
+    return run;
 }
 
 // Split `s` at `sep` in place into at most max pieces; returns the count.

@@ -1,0 +1,27 @@
+// The kernel command line's keys: the one table of what is accepted.
+//
+// The kernel checks every word against it at boot (cmdline_validate,
+// kernel/cmdline.c) and prints one `cmdline: rejected ...` line per word it
+// will not use. toolchain/cmdline.py reads this very file to refuse an
+// `invoke run --append` the kernel would reject, before booting; the test
+// tests/test_cmdline.py boots the kernel to check that both agree. So keep
+// one entry per line, with literal arguments only.
+//
+//   KEY_FLAG(name, help)                       the bare word only: `selftest_fail`
+//   KEY_WORD(name, help)                       bare, or with any value: `test`, `test=GLOB`
+//   KEY_TEXT(name, help)                       with a value that is not empty: `run=PROGS`
+//   KEY_ULONG(name, min, max, default, help)   a decimal number in min..max; bare: the default
+//   KEY_ENUM(name, "a|b", "default", help)     one of the words; a "" default: the key is absent
+//
+// A rejected word counts as absent: the last valid occurrence of its key
+// wins, else the default.
+
+KEY_ENUM(crash, "pagefault|divzero|assert|doublefault|hang", "", "prove a failure path: a panic report and exit 35 (hang: silence)")
+KEY_WORD(test, "run the in-kernel KTAP tests (test=GLOB: the suites or suite.cases matching GLOB) and power off")
+KEY_FLAG(selftest_fail, "with test: add suite ktap_selftest (a pass, a deliberate failure, a skip)")
+KEY_ULONG(hz, 1, 1000000, 100, "timer tick rate for preemption, in Hz")
+KEY_ULONG(act_pool, 1, 8176, 64, "activation records per program")
+KEY_ENUM(pti, "on|off", "on", "page-table isolation; off only to measure what it costs")
+KEY_ULONG(heartbeat, 1, 3600000, 1000, "print `heartbeat N` every MS ms of guest time, forever")
+KEY_ULONG(restart_every, 1, 3600000, 10, "an in-place restart every MS ms of guest time: every kernel wait dropped, every blocked call rerun")
+KEY_TEXT(run, "the programs init starts: run=prog1,prog2:arg (read by init, not the kernel)")
