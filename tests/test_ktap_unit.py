@@ -1,12 +1,16 @@
-"""The KTAP parser, on recorded serial logs (tests/data/*.log) and small inline samples."""
+"""The KTAP parser, on serial logs in tests/data/ (two real ones, the others hand-written:
+tests/data/README.md says which, and the exact command that regenerates the real ones)
+and small inline samples."""
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from toolchain.ktap import Status, parse
+from toolchain.paths import ROOT
 
 DATA = Path(__file__).parent / "data"
 
@@ -325,7 +329,20 @@ def test_a_suite_that_fails_without_a_failing_case_gets_its_own_item(pytester):
     result.stdout.fnmatch_lines(["kernel case s.(suite) failed", "diagnostics:", "    teardown leaked 3 pages"])
 
 
-# -- real logs recorded from the kernel ----------------------------------------
+# -- real logs recorded from the kernel (commands: tests/data/README.md) ---------
+
+KTEST_SUITE = re.compile(r"^KTEST_SUITE\((\w+),", re.M)    # not KTEST_SUITE_IF: off in a plain `test`
+
+
+def test_the_real_test_log_has_every_kernel_suite():
+    """real_test.log is what `test` prints today: one top-level result per suite of kernel/tests/."""
+    kernel = {m.group(1) for src in (ROOT / "kernel" / "tests").glob("*.c")
+              for m in KTEST_SUITE.finditer(src.read_text())}
+    logged = {case.name for case in recorded("real_test.log").cases}
+    assert kernel and logged == kernel, (
+        f"tests/data/real_test.log is stale (missing {sorted(kernel - logged)}, gone {sorted(logged - kernel)}):"
+        " regenerate it with the command in tests/data/README.md")
+
 
 def test_a_real_test_run_parses_cleanly_into_passing_cases():
     result = recorded("real_test.log")
