@@ -231,6 +231,21 @@ def test_out_of_order_numbers_are_an_error():
     assert any("expected result 2, got 3" in e for e in result.errors)
 
 
+def test_a_suite_that_says_ok_over_a_failed_case_is_an_error_and_not_ok():
+    result = inline("""
+        KTAP version 1
+        1..1
+            KTAP version 1
+            # Subtest: s
+            1..2
+            ok 1 a
+            not ok 2 b
+        ok 1 s
+        """)
+    assert result.errors == ["suite 's' reported ok but has failed cases"]
+    assert statuses(result) == {"s.a": Status.PASS, "s.b": Status.FAIL} and not result.ok
+
+
 def test_a_second_top_level_header_stops_the_parse():
     result = parse("KTAP version 1\n1..1\nok 1 a\nKTAP version 1\n1..1\nnot ok 1 a\n")
     assert statuses(result) == {"a": Status.PASS}

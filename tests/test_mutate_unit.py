@@ -92,7 +92,7 @@ def test_the_score_leaves_equivalent_mutants_out_and_the_json_says_everything(tm
     assert data["score"] == 75.0 and data["survivors"] == ["b-1"] and data["jobs"] == 2
     assert data["baseline"]["failures_deselected"] == ["tests/t.py::flaky"]
     assert data["mutants"][0] == {"name": "a-1", "status": "killed", "what": "", "seconds": 0.0,
-                                  "killer": "tests/t.py::x", "ran": "named", "note": ""}
+                                  "killer": "tests/t.py::x", "ran": "named", "note": "", "flaky": []}
     assert report.summary().splitlines() == [
         "score: 3/4 killed (75.0 %), 1 equivalent, 5 mutants in 12 s", "survivors: b-1"]
 
@@ -101,6 +101,39 @@ def test_an_outcome_line_says_what_killed_it():
     line = mutate.format_outcome(Outcome("vm-a", "killed", seconds=3.2, killer="tests/t.py::x", ran="named"))
     assert line.split() == ["killed", "vm-a", "3", "s", "its", "named", "tests", "by", "tests/t.py::x"]
     assert mutate.format_outcome(Outcome("vm-b", "survived", ran="named+full")).startswith("SURVIVED")
+
+
+class ScriptedScratch:
+    """Stands in for a Scratch: each pytest call pops the next (failures, timed_out)."""
+
+    def __init__(self, *answers) -> None:
+        self.answers, self.calls = list(answers), []
+
+    def pytest(self, args, *, stop_first, timeout):
+        self.calls.append(list(args))
+        return self.answers.pop(0)
+
+
+def test_a_kill_counts_only_if_the_killer_fails_again_alone():
+    flaky: list[str] = []
+    s = ScriptedScratch((["tests/t.py::x"], ""), (["tests/t.py::x"], ""))
+    assert mutate._killing_run(s, ["tests/t.py"], ["--deselect=tests/t.py::base"], 60, flaky) == \
+        ("tests/t.py::x", "failed")
+    assert s.calls == [["--deselect=tests/t.py::base", "tests/t.py"], ["tests/t.py::x"]] and flaky == []
+
+
+def test_a_failure_that_does_not_reproduce_is_deselected_and_the_run_goes_on():
+    flaky: list[str] = []
+    s = ScriptedScratch((["tests/t.py::timing"], ""), ([], ""), ([], ""))
+    assert mutate._killing_run(s, ["tests/t.py"], [], 60, flaky) == ("", "")
+    assert flaky == ["tests/t.py::timing"]
+    assert s.calls[-1] == ["--deselect=tests/t.py::timing", "tests/t.py"]
+
+
+def test_a_timeout_or_a_collection_error_kills_without_a_rerun():
+    assert mutate._killing_run(ScriptedScratch(([], "timeout after 9 s")), [], [], 9, []) == \
+        ("timeout after 9 s", "timeout")
+    assert mutate._killing_run(ScriptedScratch((["tests/t.py"], "")), [], [], 9, []) == ("tests/t.py", "failed")
 
 
 # -- the catalogue in tests/mutants ---------------------------------------------

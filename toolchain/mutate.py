@@ -163,6 +163,7 @@ class Outcome:
     killer: str = ""                # the first failing test (or 'timeout ...')
     ran: str = ""                   # named | full | named+full
     note: str = ""
+    flaky: list[str] = field(default_factory=list)   # failures that did not reproduce alone
 
     @property
     def survived(self) -> bool:
@@ -427,25 +428,55 @@ def run(only: str = "", jobs: int = 1, quick: bool = False, catalogue: Path = MU
     return report
 
 
+REPRODUCE_TRIES = 3     # flaky kills tolerated per mutant before its run counts as killed anyway
+
+
+def _killing_run(scratch: Scratch, args: list[str], deselect: list[str], timeout: float,
+                 flaky: list[str]) -> tuple[str, str]:
+    """``pytest -x`` with the mutant applied; ('', '') if it survives, else (killer, how).
+
+    A kill must reproduce: the failing test is run again, alone, still with the mutant. If
+    it passes then, it failed by chance (a timing test on a loaded machine), not because of
+    the mutant: it goes to ``flaky`` and the run goes on without it."""
+    skip = list(deselect)
+    for _ in range(REPRODUCE_TRIES):
+        failures, timed_out = scratch.pytest(skip + args, stop_first=True, timeout=timeout)
+        if timed_out:
+            return timed_out, "timeout"
+        if not failures:
+            return "", ""
+        killer = failures[0]
+        if "::" not in killer:
+            return killer, "failed"                 # a collection error or pytest itself
+        again, again_timed_out = scratch.pytest([killer], stop_first=True, timeout=timeout)
+        if again or again_timed_out:
+            return killer, "failed"
+        flaky.append(killer)
+        skip.append(f"--deselect={killer}")
+    return flaky[-1], "failed"
+
+
 def _run_mutant(scratch: Scratch, m: Mutant, deselect: list[str], timeout: float, confirm: bool) -> Outcome:
     t0 = time.monotonic()
+    flaky: list[str] = []
+    note = ""
     scratch.git_apply(m)
     try:
         ran = "named" if m.tests else "full"
-        failures, timed_out = scratch.pytest(deselect + list(m.tests), stop_first=True, timeout=timeout)
-        note = ""
-        if not failures and not timed_out and m.tests and confirm:
+        killer, _ = _killing_run(scratch, list(m.tests), deselect, timeout, flaky)
+        if not killer and m.tests and confirm:
             ran = "named+full"
-            failures, timed_out = scratch.pytest(deselect, stop_first=True, timeout=timeout)
-            if failures or timed_out:
+            killer, _ = _killing_run(scratch, [], deselect, timeout, flaky)
+            if killer:
                 note = "its named tests missed it: add the killer's file to '# tests:'"
     finally:
         scratch.git_apply(m, reverse=True)
-    killed = bool(failures or timed_out)
-    if killed and m.equivalent:
+    if killer and m.equivalent:
         note = "marked equivalent but killed: drop the '# equivalent:' line"
-    status = "killed" if killed else ("equivalent" if m.equivalent else "survived")
+    status = "killed" if killer else ("equivalent" if m.equivalent else "survived")
     if status == "equivalent":
         note = m.equivalent
-    return Outcome(m.name, status, m.what, time.monotonic() - t0,
-                   killer=timed_out or (failures[0] if failures else ""), ran=ran, note=note)
+    if flaky:
+        note = "; ".join(filter(None, [note, "did not reproduce alone (ignored): " + ", ".join(flaky)]))
+    return Outcome(m.name, status, m.what, time.monotonic() - t0, killer=killer, ran=ran, note=note,
+                   flaky=flaky)
