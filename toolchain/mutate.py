@@ -261,6 +261,7 @@ class Scratch:
         self.env["PYTHONDONTWRITEBYTECODE"] = "1"
         self.env.pop("REVENANT_LINUX_VMLINUZ", None)
         self.proc: Optional[subprocess.Popen] = None
+        self.cancelled = threading.Event()
 
     def check_imports(self) -> None:
         """The copy's tests must import the copy's toolchain, not the one the venv points at."""
@@ -287,6 +288,8 @@ class Scratch:
         """Run pytest here; (failed node ids in order, '' or 'timeout after N s')."""
         record = self.dir / ".mutate-failures"
         record.unlink(missing_ok=True)
+        if self.cancelled.is_set():
+            raise MutantError("interrupted")
         env = dict(self.env, **{FAILURES_ENV: str(record)})
         cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "toolchain.mutate",
                f"--basetemp={self.tmp}"]
@@ -304,6 +307,11 @@ class Scratch:
         if not failures and not timed_out and self.proc.returncode not in (0, 5):
             failures = [f"pytest exit status {self.proc.returncode}"]   # e.g. an internal error
         return failures, timed_out
+
+    def cancel(self) -> None:
+        """No new pytest runs here; the one running now is stopped."""
+        self.cancelled.set()
+        self.stop()
 
     def stop(self) -> None:
         proc = self.proc
@@ -416,7 +424,7 @@ def run(only: str = "", jobs: int = 1, quick: bool = False, catalogue: Path = MU
                 for f in futures:
                     f.cancel()
                 for s in scratches:
-                    s.stop()
+                    s.cancel()
                 raise
     finally:
         for s in scratches:
