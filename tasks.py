@@ -179,6 +179,43 @@ def experiment(c, name, size=""):
         raise Exit(code=1)
 
 
+@task(help={"only": "comma-separated areas (vm, syscall, ...) or globs on mutant names",
+            "jobs": "mutants run at once, each in its own scratch copy (default 1)",
+            "quick": "trust each mutant's named tests: no whole-suite run for survivors or baseline",
+            "list": "list the catalogue (with --only: the selection) and exit",
+            "keep": "keep the scratch copies (their build/logs) for a post-mortem",
+            "timeout": "seconds one mutant's pytest run may take (default: 3x the baseline, >= 300)",
+            "catalogue": "directory of mutant patches (default tests/mutants)",
+            "out": "JSON report path"})
+@_clean_errors
+def mutate(c, only="", jobs="1", quick=False, list=False, keep=False, timeout="0", catalogue="",
+           out="build/mutate.json"):
+    """Apply each kernel/toolkit mutant (tests/mutants/*.patch) to a scratch copy and run the suite on it."""
+    from pathlib import Path
+
+    from toolchain import mutate as mutation
+    from toolchain.cli import number
+    from toolchain.paths import ROOT
+
+    directory = Path(catalogue) if catalogue else mutation.MUTANTS_DIR
+    chosen = mutation.select(mutation.load_catalogue(directory), only)
+    if list:
+        for m in chosen:
+            extra = f"  [equivalent: {m.equivalent}]" if m.equivalent else ""
+            print(f"{m.name:<34} {m.what}{extra}")
+        print(f"{len(chosen)} mutant(s)")
+        return
+    out_path = Path(out) if Path(out).is_absolute() else ROOT / out
+    n_jobs = int(number("--jobs", jobs, integer=True, minimum=1))
+    seconds = number("--timeout", timeout, minimum=0, unit="seconds")
+    report = mutation.run(only=only, jobs=n_jobs, quick=quick, catalogue=directory, out=out_path,
+                          timeout=seconds, keep=keep)
+    print(report.summary())
+    print(f"report: {out_path}")
+    if report.survivors:
+        raise Exit(code=1)
+
+
 @task(help={"all_": "also delete the saved snapshots (build/snapshots.qcow2)"})
 @_clean_errors
 def clean(c, all_=False):
@@ -201,6 +238,7 @@ def _adapt_invoke() -> None:
             "iso": {"append": "CMDLINE"},
             "bench": {"out": "PATH", "only": "SECTIONS"},
             "experiment": {"name": "NAME", "size": "N"},
+            "mutate": {"only": "AREAS", "jobs": "N", "timeout": "SECONDS", "catalogue": "DIR", "out": "PATH"},
             "test": {"args": "ARGS"},
         },
         optional={"snapshot": ["name"]},

@@ -1,6 +1,7 @@
 // The IDT and the C side of trap handling.
 #include <stdint.h>
 #include "activation.h"
+#include "cpu.h"
 #include "env.h"
 #include "gdt.h"
 #include "lapic.h"
@@ -11,6 +12,8 @@
 #include "trap.h"
 #include "usercopy.h"
 #include "x86.h"
+
+#define RFLAGS_AC (1UL << 18)
 
 struct gate {
     uint16_t offset_low;
@@ -152,6 +155,10 @@ void trap_user(struct trapframe *tf)
         panic_trap(tf, "trap from user mode outside a vproc frame (vector %lu)", tf->vector);
     if (tf->vector == T_DOUBLE_FAULT || tf->vector == T_MACHINE_CHECK || tf->vector == T_NMI)
         kernel_exception(tf);   // the machine, not the program, is in trouble
+    // trap_common dropped the program's AC (interrupt gates keep it): with
+    // it set, SMAP would be off in the kernel until the next exit.
+    if (cpu_has_smap && (read_rflags() & RFLAGS_AC))
+        panic_trap(tf, "RFLAGS.AC set in the kernel after an entry from user mode");
     // A record being restored is done once we enter from outside the restore
     // sequence; an entry from inside it means the restore was cut short.
     bool cut_short = v->act_resuming != ACT_NONE && act_settle(v);

@@ -274,3 +274,31 @@ def test_doctor_exits_1_and_prints_the_install_command_when_qemu_is_missing(tmp_
     assert proc.returncode == 1, output
     assert re.search(r"^MISSING qemu-system-x86_64 ", output, re.M), output
     assert "apt-get install -y qemu-system-x86" in output and "Traceback" not in output, output
+
+
+# ------------------------------------------------------------------- mutate
+
+def test_mutate_list_shows_the_catalogue():
+    proc = invoke("mutate", "--list", "--only", "vm,elf-total-size-unchecked")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[-1] == f"{len(lines) - 1} mutant(s)" and len(lines) > 5
+    assert all(line.startswith(("vm-", "elf-total-size-unchecked ")) for line in lines[:-1])
+
+
+def test_mutate_with_an_unknown_pattern_is_one_clear_error():
+    assert_one_clear_error(invoke("mutate", "--only", "nosuch"), "no mutant matches 'nosuch'", "areas: ")
+
+
+def test_mutate_with_a_patch_that_no_longer_applies_is_one_clear_error(tmp_path):
+    (tmp_path / "vm-stale.patch").write_text(
+        "# A bug against code that changed since.\n--- a/kernel/vm.c\n+++ b/kernel/vm.c\n"
+        "@@ -1,2 +1,2 @@\n-this line is not in vm.c\n+nor this one\n context\n")
+    error = assert_one_clear_error(invoke("mutate", "--catalogue", str(tmp_path), "--out", str(tmp_path / "m.json")),
+                                   "vm-stale.patch no longer applies", "kernel/vm.c")
+    assert not (tmp_path / "m.json").exists(), error
+
+
+def test_mutate_with_a_malformed_patch_is_one_clear_error(tmp_path):
+    (tmp_path / "vm-bad.patch").write_text("# tests: tests/test_userland.py\n")
+    assert_one_clear_error(invoke("mutate", "--catalogue", str(tmp_path)), "vm-bad.patch")

@@ -104,3 +104,30 @@ def test_descriptor_table_stores_at_cpl3_are_a_general_protection_fault(run):
         assert kill.function() == "crash_umip", f"{how}: rip {kill.rip:#x}; log: {r.log}"
     assert len(r.matching(rf"^init: crasher exited status={STATUS_GP}$")) == len(UMIP_INSNS), f"log: {r.log}"
     assert r.has("init: hello exited status=0")
+
+
+# ------------------------------------------------------ TLB and RFLAGS.AC
+
+STATUS_PF = 256 + 14        # kernel/abi.h STATUS_KILLED(14)
+
+
+@pytest.mark.parametrize("pti", ["on", "off"])
+def test_a_page_unmapped_by_its_program_faults_at_once(run, pti):
+    # With isolation the exit's CR3 write flushes the TLB anyway; with
+    # pti=off only unmap's own invlpg makes the translation go.
+    r = run(f"pti={pti} run=crasher:stale,hello")
+    r.assert_sane()
+    assert not r.matching(r"^crasher: FAIL"), f"log: {r.log}"
+    kill = r.kills().get(r.env_id("crasher"))
+    assert kill is not None, f"crasher was not killed; log: {r.log}"
+    assert (kill.vector, kill.function()) == (14, "crash_stale"), kill
+    assert r.has(f"init: crasher exited status={STATUS_PF}") and r.has("init: hello exited status=0")
+
+
+def test_rflags_ac_set_by_a_program_is_dropped_on_every_entry(run):
+    # crasher:ac runs 100 ms with AC set (SMAP's override), preempted at
+    # 1 kHz; the kernel panics if AC survives an entry from user mode.
+    r = run("hz=1000 run=crasher:ac,spin:3")
+    r.assert_sane()
+    assert r.has("crasher: ran 100 ms with AC set"), f"log: {r.log}"
+    assert r.has("init: crasher exited status=0") and r.status == EXIT_OK

@@ -1,12 +1,16 @@
-"""The KTAP parser, on recorded serial logs (tests/data/*.log) and small inline samples."""
+"""The KTAP parser, on serial logs in tests/data/ (two real ones, the others hand-written:
+tests/data/README.md says which, and the exact command that regenerates the real ones)
+and small inline samples."""
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from toolchain.ktap import Status, parse
+from toolchain.paths import ROOT
 
 DATA = Path(__file__).parent / "data"
 
@@ -227,6 +231,21 @@ def test_out_of_order_numbers_are_an_error():
     assert any("expected result 2, got 3" in e for e in result.errors)
 
 
+def test_a_suite_that_says_ok_over_a_failed_case_is_an_error_and_not_ok():
+    result = inline("""
+        KTAP version 1
+        1..1
+            KTAP version 1
+            # Subtest: s
+            1..2
+            ok 1 a
+            not ok 2 b
+        ok 1 s
+        """)
+    assert result.errors == ["suite 's' reported ok but has failed cases"]
+    assert statuses(result) == {"s.a": Status.PASS, "s.b": Status.FAIL} and not result.ok
+
+
 def test_a_second_top_level_header_stops_the_parse():
     result = parse("KTAP version 1\n1..1\nok 1 a\nKTAP version 1\n1..1\nnot ok 1 a\n")
     assert statuses(result) == {"a": Status.PASS}
@@ -325,7 +344,20 @@ def test_a_suite_that_fails_without_a_failing_case_gets_its_own_item(pytester):
     result.stdout.fnmatch_lines(["kernel case s.(suite) failed", "diagnostics:", "    teardown leaked 3 pages"])
 
 
-# -- real logs recorded from the kernel ----------------------------------------
+# -- real logs recorded from the kernel (commands: tests/data/README.md) ---------
+
+KTEST_SUITE = re.compile(r"^KTEST_SUITE\((\w+),", re.M)    # not KTEST_SUITE_IF: off in a plain `test`
+
+
+def test_the_real_test_log_has_every_kernel_suite():
+    """real_test.log is what `test` prints today: one top-level result per suite of kernel/tests/."""
+    kernel = {m.group(1) for src in (ROOT / "kernel" / "tests").glob("*.c")
+              for m in KTEST_SUITE.finditer(src.read_text())}
+    logged = {case.name for case in recorded("real_test.log").cases}
+    assert kernel and logged == kernel, (
+        f"tests/data/real_test.log is stale (missing {sorted(kernel - logged)}, gone {sorted(logged - kernel)}):"
+        " regenerate it with the command in tests/data/README.md")
+
 
 def test_a_real_test_run_parses_cleanly_into_passing_cases():
     result = recorded("real_test.log")

@@ -20,7 +20,7 @@ from typing import Callable, Dict, List, Tuple
 
 EHDR = struct.Struct("<16sHHIQQQIHHHHHH")   # e_ident .. e_shstrndx
 PHDR = struct.Struct("<IIQQQQQQ")            # p_type p_flags p_offset p_vaddr p_paddr p_filesz p_memsz p_align
-PT_NULL, PT_LOAD, PT_INTERP = 0, 1, 3
+PT_NULL, PT_LOAD, PT_DYNAMIC, PT_INTERP = 0, 1, 2, 3
 PF_X, PF_W = 1, 2
 
 # kernel/abi.h
@@ -103,6 +103,12 @@ def _huge_memsz(img: Image) -> str:
     i = img.data_seg
     img.ph[i][MEMSZ] = 1 << 40              # a length the loader must not trust
     return f"segment {i} larger than {ELF_MAX_MEMSZ >> 20} MiB"
+
+
+def _total_memsz(img: Image) -> str:
+    i = img.data_seg
+    img.ph[i][MEMSZ] = ELF_MAX_MEMSZ        # allowed alone; with the other segments over the total
+    return f"segments larger than {ELF_MAX_MEMSZ >> 20} MiB in total"
 
 
 def _machine(img: Image) -> str:
@@ -204,13 +210,20 @@ def _interp(img: Image) -> str:
     return f"segment {i}: PT_INTERP (dynamic programs are not supported)"
 
 
+def _dynamic(img: Image) -> str:
+    i = img.load_index(0, PF_X | PF_W)      # the read-only segment
+    img.ph[i][TYPE] = PT_DYNAMIC
+    return f"segment {i}: PT_DYNAMIC (dynamic programs are not supported)"
+
+
 MUTATIONS: Dict[str, Callable[[Image], str]] = {
     "bad_magic": _bad_magic, "class32": _class32, "big_endian": _big_endian,
     "machine": _machine, "type": _type, "phentsize": _phentsize, "phoff": _phoff,
     "phnum": _phnum, "version": _version, "offset": _offset, "filesz": _filesz,
-    "huge_memsz": _huge_memsz, "kernel_half": _kernel_half,
+    "huge_memsz": _huge_memsz, "total_memsz": _total_memsz, "kernel_half": _kernel_half,
     "below_base": _below_base, "wrap": _wrap, "overlap": _overlap, "act_area": _act_area,
     "stack": _stack, "wx": _wx, "entry": _entry, "noload": _noload, "interp": _interp,
+    "dynamic": _dynamic,
 }
 TRUNCATED_LEN = 48                          # shorter than the 64-byte ELF header
 TRUNCATED_REASON = "file too short for the ELF header"

@@ -5,6 +5,7 @@
 #include "cpu.h"
 #include "ktest.h"
 #include "memlayout.h"
+#include "string.h"
 #include "vm.h"
 #include "x86.h"
 
@@ -77,7 +78,12 @@ static void strings(struct ktest *t)
     KEXPECT_EQ(t, strncpy_from_user(buf, RW, sizeof(buf)), 4);
     KEXPECT_STREQ(t, buf, "init");
     KEXPECT_EQ(t, strncpy_from_user(buf, RW, 4), -ENAMETOOLONG);
+    KEXPECT_STREQ(t, buf, "ini");           // cut and terminated inside the 4 bytes
     KEXPECT_EQ(t, strncpy_from_user(buf, RW, 5), 4);
+    // A string too long for the buffer writes nothing past max bytes.
+    memset(buf, 'Z', sizeof(buf));
+    KEXPECT_EQ(t, strncpy_from_user(buf, RW, 3), -ENAMETOOLONG);
+    KEXPECT_EQ(t, buf[3], 'Z');
     KEXPECT_EQ(t, strncpy_from_user(buf, HOLE, sizeof(buf)), -EFAULT);
     KEXPECT_EQ(t, strncpy_from_user(buf, (uint64_t)__kernel_start, sizeof(buf)), -EFAULT);
     KEXPECT_EQ(t, strncpy_from_user(buf, 0x0000800000000000UL, sizeof(buf)), -EFAULT);

@@ -80,6 +80,41 @@ __attribute__((noinline, noclone)) static int crash_umip(const char *how)
     return 0;
 }
 
+// A page the program mapped, wrote and unmapped again must fault at once,
+// with isolation on (every return to user mode reloads CR3) and off (only
+// the unmap's own TLB flush forgets the translation).
+__attribute__((noinline, noclone)) static void crash_stale(void)
+{
+    volatile char *p = (volatile char *)0x200000000UL;
+    // Two pages, so that the page table stays (freeing a table reloads CR3,
+    // which would flush the TLB whatever unmap forgot).
+    if (sys_map((uint64_t)p, 8192, PROT_READ | PROT_WRITE) != 0) {
+        printf("crasher: FAIL map\n");
+        return;
+    }
+    p[0] = 'x';
+    p[4096] = 'y';
+    sys_unmap((uint64_t)p, 4096);
+    printf("crasher: FAIL read 0x%x from an unmapped page\n", p[0]);
+}
+
+// RFLAGS.AC is a user flag (popf sets it at CPL 3); every entry from user
+// mode must drop it, or SMAP is off in the kernel until the next exit. The
+// kernel checks on every interrupt from user mode; many ticks land here.
+// Plain preemption (no upcall entry): an activation record with AC set is
+// refused by design (docs/activations.md), a plain frame keeps it.
+__attribute__((noinline, noclone)) static void run_with_ac(void)
+{
+    ((volatile struct act_header *)ACT_SEGMENT)->entry[ACT_PREEMPTED] = 0;
+    asm volatile("pushfq; orq $0x40000, (%%rsp); popfq" ::: "memory", "cc");
+    long end = sys_clock_ns() + 100 * 1000000L;
+    while (sys_clock_ns() < end)
+        for (volatile int i = 0; i < 100000; i++)
+            ;
+    asm volatile("pushfq; andq $~0x40000, (%%rsp); popfq" ::: "memory", "cc");
+    printf("crasher: ran 100 ms with AC set\n");
+}
+
 int main(int argc, char **argv)
 {
     const char *how = argc > 1 ? argv[1] : "null";
@@ -92,6 +127,12 @@ int main(int argc, char **argv)
         crash_gp();
     else if (strcmp(how, "null") == 0)
         crash_null();
+    else if (strcmp(how, "stale") == 0)
+        crash_stale();
+    else if (strcmp(how, "ac") == 0) {
+        run_with_ac();
+        return 0;
+    }
     else if (crash_umip(how) < 0) {
         printf("crasher: unknown way to crash: %s\n", how);
         return 2;
