@@ -23,18 +23,17 @@ def _clean_errors(fn):
     return wrapper
 
 
-@task(help={"verbose": "print every compiler command"})
+@task(help={"verbose": "print every compiler command", "jobs": "parallel jobs (default: cores + 2)"})
 @_clean_errors
-def build(c, verbose=False):
-    """Compile the kernel and userland into build/kernel.elf (incremental)."""
+def build(c, verbose=False, jobs=""):
+    """Compile the kernel and userland into build/kernel.elf (Ninja: incremental, parallel)."""
     from toolchain import build as builder
+    from toolchain.errors import RevenantError
 
-    result = builder.build(verbose=verbose)
-    if result.up_to_date:
-        print(f"{result.elf.name}: up to date ({result.seconds:.2f} s)")
-    else:
-        print(f"{result.elf.name}: compiled {len(result.compiled)} file(s)"
-              f"{', linked' if result.linked else ''} in {result.seconds:.2f} s")
+    if jobs and not (str(jobs).isdigit() and int(jobs) > 0):
+        raise RevenantError(f"--jobs takes a number of parallel jobs (1 or more), not {jobs!r}")
+    result = builder.build(verbose=verbose, jobs=int(jobs) if jobs else None)
+    print(f"{result.elf.name}: {builder.describe(result)}")
 
 
 @task(
