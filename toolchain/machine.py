@@ -519,6 +519,11 @@ class Machine:
     def result(self) -> Optional[ExitResult]:
         return self._result
 
+    def wait_until_exit(self, timeout: float) -> bool:
+        """True once QEMU has exited (the reader saw it go), False after ``timeout`` seconds; no polling.
+        Interruptible: Ctrl-C raises KeyboardInterrupt here."""
+        return self.proc is not None and self._done.wait(max(0.0, timeout))
+
     def wait(self, timeout: float = 30.0) -> ExitResult:
         """Wait for QEMU to exit and decode its status (33 ok, 35 failure, 0 reset, ...).
 
