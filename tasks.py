@@ -68,12 +68,32 @@ def run(c, append="", qmp=False, disk="", timeout="0", kvm=False, iso=False, ker
         raise Exit(code=1)
 
 
-@task(help={"args": "extra pytest arguments (or give them after --)"})
-def test(c, args=""):
-    """Run the whole test suite with pytest; arguments after -- go to pytest."""
+# pytest arguments that choose the parallelism themselves (or cannot run in parallel)
+_SERIAL_OR_CHOSEN = ("-n", "--numprocesses", "--dist", "-d", "--pdb", "--trace", "no:xdist")
+
+
+@task(help={"args": "extra pytest arguments (or give them after --)",
+            "numprocesses": "parallel workers (pytest-xdist): auto (one per core, the default), N, or 0 for none",
+            "junit": "also write JUnit XML to this path (failing tests carry their serial log tail)"})
+@_clean_errors
+def test(c, args="", numprocesses="", junit=""):
+    """Run the whole test suite with pytest, in parallel; arguments after -- go to pytest."""
+    from toolchain.errors import RevenantError
+
     extra = shlex.split(args) + shlex.split(c.remainder or "")
-    cmd = [sys.executable, "-m", "pytest", *extra]
-    result = c.run(shlex.join(cmd), pty=False, warn=True)
+    workers = numprocesses or "auto"
+    if not (workers in ("auto", "logical") or workers.isdigit()):
+        raise RevenantError(f"--numprocesses takes auto, logical or a number of workers (0: none), not {workers!r}")
+    cmd = [sys.executable, "-m", "pytest"]
+    if numprocesses or not any(a in _SERIAL_OR_CHOSEN or a.startswith(("-n", "--numprocesses="))
+                               for a in extra):
+        cmd += ["-n", workers]
+    if junit:
+        from pathlib import Path
+        if Path(junit).is_dir():
+            raise RevenantError(f"--junit takes the path of an XML file to write, not the directory {junit}")
+        cmd += [f"--junitxml={junit}"]
+    result = c.run(shlex.join(cmd + extra), pty=False, warn=True)
     if result.exited != 0:
         raise Exit(code=result.exited)
 
