@@ -69,7 +69,7 @@ def run(c, append="", qmp=False, disk="", timeout="0", kvm=False, iso=False, ker
 
 
 # pytest arguments that choose the parallelism themselves (or cannot run in parallel)
-_SERIAL_OR_CHOSEN = ("-n", "--numprocesses", "--dist", "-d", "--pdb", "--trace", "no:xdist")
+_SERIAL_OR_CHOSEN = ("-n", "--numprocesses", "--pdb", "--trace", "no:xdist")
 
 
 @task(help={"args": "extra pytest arguments (or give them after --)",
@@ -87,7 +87,12 @@ def test(c, args="", numprocesses="", junit=""):
     cmd = [sys.executable, "-m", "pytest"]
     if numprocesses or not any(a in _SERIAL_OR_CHOSEN or a.startswith(("-n", "--numprocesses="))
                                for a in extra):
-        cmd += ["-n", workers]
+        import importlib.util
+        if importlib.util.find_spec("xdist") is not None:
+            cmd += ["-n", workers]
+        elif workers != "0":
+            from toolchain.errors import ToolMissing
+            raise ToolMissing("pytest-xdist is not installed: run ci/bootstrap (or run serially: invoke test -n 0)")
     if junit:
         from pathlib import Path
         if Path(junit).is_dir():

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -384,14 +385,11 @@ class _Block:
 
 def _parse_ninja_output(lines: Sequence[str]) -> tuple[List[_Block], List[str]]:
     """Ninja's blocks (one per finished edge) and its own ``ninja: ...`` lines."""
-    import re
-
-    status = re.compile(r"^\[\d+/\d+\] ")
     blocks: List[_Block] = []
     messages: List[str] = []
     skip_command = False
     for line in lines:
-        if status.match(line):
+        if _NINJA_STATUS.match(line):
             blocks.append(_Block(line))
         elif line.startswith("FAILED: ") and blocks:
             words = line[len("FAILED: "):].split()
@@ -408,15 +406,12 @@ def _parse_ninja_output(lines: Sequence[str]) -> tuple[List[_Block], List[str]]:
     return blocks, messages
 
 
-_DIAGNOSTIC = None
+_DIAGNOSTIC = re.compile(r"error|undefined reference|multiple definition|cannot find|No such file")
+_NINJA_STATUS = re.compile(r"^\[\d+/\d+\] ")       # STATUS as Ninja prints it
 
 
 def first_diagnostic(output: str) -> str:
     """The line of compiler/linker output that says what went wrong (for one-line errors)."""
-    import re
-
-    global _DIAGNOSTIC
-    _DIAGNOSTIC = _DIAGNOSTIC or re.compile(r"error|undefined reference|multiple definition|cannot find|No such file")
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     return next((line for line in lines if _DIAGNOSTIC.search(line)), lines[0] if lines else "see output")
 

@@ -29,8 +29,17 @@ Fixtures for other tests
                     started now, always stopped after the test
     ``ktap_run``    factory: ``ktap_run(append) -> KtapRun`` (boot, wait, parse; cached a session)
 
-    When a test that used ``boot`` fails, its report gets a section with the
-    last 30 serial lines, the log path and the symbolized panic (if any).
+    When a test fails, its report gets a section per machine it started (through
+    ``boot`` or a ``Machine`` of its own) with the last 30 serial lines, the log
+    path and the symbolized panic (if any); with ``--junitxml`` that text also
+    goes into the test case's ``<system-out>`` (a KTAP case: its run's tail).
+
+In parallel (pytest-xdist, ``invoke test`` defaults to ``-n auto``)
+    The controller builds the kernel once before any worker starts and hands
+    the workers the ELF or the build error.  A KTAP suite (or ``ktap_run``
+    command line) is booted once per session: the first worker boots it and
+    saves the run under ``build/logs/ktap-shared/<session>/``, the others wait
+    on its lock and read it back, so all workers collect the same items.
 """
 from __future__ import annotations
 
