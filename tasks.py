@@ -28,11 +28,10 @@ def _clean_errors(fn):
 def build(c, verbose=False, jobs=""):
     """Compile the kernel and userland into build/kernel.elf (Ninja: incremental, parallel)."""
     from toolchain import build as builder
-    from toolchain.errors import RevenantError
+    from toolchain.cli import number
 
-    if jobs and not (str(jobs).isdigit() and int(jobs) > 0):
-        raise RevenantError(f"--jobs takes a number of parallel jobs (1 or more), not {jobs!r}")
-    result = builder.build(verbose=verbose, jobs=int(jobs) if jobs else None)
+    workers = int(number("--jobs", jobs, integer=True, minimum=1)) if jobs else None
+    result = builder.build(verbose=verbose, jobs=workers)
     print(f"{result.elf.name}: {builder.describe(result)}")
 
 
@@ -78,25 +77,29 @@ _SERIAL_OR_CHOSEN = ("-n", "--numprocesses", "--pdb", "--trace", "no:xdist")
 @_clean_errors
 def test(c, args="", numprocesses="", junit=""):
     """Run the whole test suite with pytest, in parallel; arguments after -- go to pytest."""
-    from toolchain.errors import RevenantError
+    from toolchain.errors import UsageError
 
     extra = shlex.split(args) + shlex.split(c.remainder or "")
     workers = numprocesses or "auto"
     if not (workers in ("auto", "logical") or workers.isdigit()):
-        raise RevenantError(f"--numprocesses takes auto, logical or a number of workers (0: none), not {workers!r}")
+        raise UsageError(f"--numprocesses takes auto, logical or a number of workers (0: none), not {workers!r}")
     cmd = [sys.executable, "-m", "pytest"]
     if numprocesses or not any(a in _SERIAL_OR_CHOSEN or a.startswith(("-n", "--numprocesses="))
                                for a in extra):
         import importlib.util
         if importlib.util.find_spec("xdist") is not None:
             cmd += ["-n", workers]
+            if workers != "0":
+                # a module's tests on one worker: module-scoped fixtures (a boot shared by the
+                # module's tests, e.g. tests/test_isolation_attacks.py) run once, not per worker
+                cmd += ["--dist", "loadscope"]
         elif workers != "0":
             from toolchain.errors import ToolMissing
             raise ToolMissing("pytest-xdist is not installed: run ci/bootstrap (or run serially: invoke test -n 0)")
     if junit:
         from pathlib import Path
         if Path(junit).is_dir():
-            raise RevenantError(f"--junit takes the path of an XML file to write, not the directory {junit}")
+            raise UsageError(f"--junit takes the path of an XML file to write, not the directory {junit}")
         cmd += [f"--junitxml={junit}"]
     result = c.run(shlex.join(cmd + extra), pty=False, warn=True)
     if result.exited != 0:
@@ -251,7 +254,8 @@ def _adapt_invoke() -> None:
             "bench": {"out": "PATH", "only": "SECTIONS"},
             "experiment": {"name": "NAME", "size": "N"},
             "mutate": {"only": "AREAS", "jobs": "N", "timeout": "SECONDS", "catalogue": "DIR", "out": "PATH"},
-            "test": {"args": "ARGS"},
+            "test": {"args": "ARGS", "numprocesses": "N", "junit": "PATH"},
+            "build": {"jobs": "N"},
         },
         optional={"snapshot": ["name"]},
     )

@@ -235,14 +235,15 @@ def _words(words: Iterable[str]) -> str:
 
 def _regen_inputs(tree: Tree, edges: Sequence[Edge]) -> List[str]:
     """What build.ninja is made from: the generator and every source directory."""
-    dirs = {Path(e.inputs[0]).parent for e in edges if e.rule == "cc"}
-    dirs |= {Path("boot"), Path("kernel"), userbuild.LIB_DIR, userbuild.PROGS_DIR}
-    dirs = {d for d in dirs if (tree.root / d).is_dir() and not (tree.root / d).is_relative_to(tree.build)}
+    built = str(tree.rel(tree.build)) + os.sep
+    dirs = {os.path.dirname(e.inputs[0]) for e in edges if e.rule == "cc"}
+    dirs |= {"boot", "kernel", str(userbuild.LIB_DIR), str(userbuild.PROGS_DIR)}
+    dirs = {d for d in dirs if not (d + os.sep).startswith(built) and os.path.isdir(tree.root / d)}
     tools = [_toolkit_file(tree, n) for n in ("build.py", "userbuild.py", "corrupt_elf.py")]
-    return tools + sorted(str(d) for d in dirs)
+    return tools + sorted(dirs)
 
 
-def manifest(tree: Tree, edges: Sequence[Edge]) -> str:
+def manifest(tree: Tree, edges: Sequence[Edge], regen_inputs: Optional[List[str]] = None) -> str:
     """The text of build/build.ninja."""
     builddir = tree.rel(tree.build)
     out = [
@@ -283,7 +284,7 @@ def manifest(tree: Tree, edges: Sequence[Edge]) -> str:
             out.append(f"  flags = ${e.flags}")
         if e.rule == "corrupt":
             out.append(f"  outdir = {_path(str(tree.rel(tree.user_dir)))}")
-    regen = " ".join(map(_path, _regen_inputs(tree, edges)))
+    regen = " ".join(map(_path, regen_inputs or _regen_inputs(tree, edges)))
     out += ["", f"build {_path(str(builddir / MANIFEST))}: configure | {regen}",
             f"  root = {_words([str(tree.root)])}",
             "", f"default {_path(str(tree.rel(tree.elf)))}", ""]
@@ -332,9 +333,10 @@ def configure(tree: Optional[Tree] = None, touch: bool = False) -> Configured:
     edges, embedded = graph(tree)
     initrd_written = _write_if_changed(tree.initrd_s, userbuild.initrd_source(embedded))
     ninja_file = tree.build / MANIFEST
-    written = _write_if_changed(ninja_file, manifest(tree, edges))
+    regen_inputs = _regen_inputs(tree, edges)
+    written = _write_if_changed(ninja_file, manifest(tree, edges, regen_inputs))
     if not written:
-        newest = max((tree.root / p).stat().st_mtime_ns for p in _regen_inputs(tree, edges))
+        newest = max(os.stat(os.path.join(tree.root, p)).st_mtime_ns for p in regen_inputs)
         if touch or ninja_file.stat().st_mtime_ns < newest:
             os.utime(ninja_file)
     _write_if_changed(tree.build / COMPDB, compile_commands(tree, edges))
