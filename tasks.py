@@ -23,18 +23,16 @@ def _clean_errors(fn):
     return wrapper
 
 
-@task(help={"verbose": "print every compiler command"})
+@task(help={"verbose": "print every compiler command", "jobs": "parallel jobs (default: cores + 2)"})
 @_clean_errors
-def build(c, verbose=False):
-    """Compile the kernel and userland into build/kernel.elf (incremental)."""
+def build(c, verbose=False, jobs=""):
+    """Compile the kernel and userland into build/kernel.elf (Ninja: incremental, parallel)."""
     from toolchain import build as builder
+    from toolchain.cli import number
 
-    result = builder.build(verbose=verbose)
-    if result.up_to_date:
-        print(f"{result.elf.name}: up to date ({result.seconds:.2f} s)")
-    else:
-        print(f"{result.elf.name}: compiled {len(result.compiled)} file(s)"
-              f"{', linked' if result.linked else ''} in {result.seconds:.2f} s")
+    workers = int(number("--jobs", jobs, integer=True, minimum=1)) if jobs else None
+    result = builder.build(verbose=verbose, jobs=workers)
+    print(f"{result.elf.name}: {builder.describe(result)}")
 
 
 @task(
@@ -69,12 +67,41 @@ def run(c, append="", qmp=False, disk="", timeout="0", kvm=False, iso=False, ker
         raise Exit(code=1)
 
 
-@task(help={"args": "extra pytest arguments (or give them after --)"})
-def test(c, args=""):
-    """Run the whole test suite with pytest; arguments after -- go to pytest."""
+# pytest arguments that choose the parallelism themselves (or cannot run in parallel)
+_SERIAL_OR_CHOSEN = ("-n", "--numprocesses", "--pdb", "--trace", "no:xdist")
+
+
+@task(help={"args": "extra pytest arguments (or give them after --)",
+            "numprocesses": "parallel workers (pytest-xdist): auto (one per core, the default), N, or 0 for none",
+            "junit": "also write JUnit XML to this path (failing tests carry their serial log tail)"})
+@_clean_errors
+def test(c, args="", numprocesses="", junit=""):
+    """Run the whole test suite with pytest, in parallel; arguments after -- go to pytest."""
+    from toolchain.errors import UsageError
+
     extra = shlex.split(args) + shlex.split(c.remainder or "")
-    cmd = [sys.executable, "-m", "pytest", *extra]
-    result = c.run(shlex.join(cmd), pty=False, warn=True)
+    workers = numprocesses or "auto"
+    if not (workers in ("auto", "logical") or workers.isdigit()):
+        raise UsageError(f"--numprocesses takes auto, logical or a number of workers (0: none), not {workers!r}")
+    cmd = [sys.executable, "-m", "pytest"]
+    if numprocesses or not any(a in _SERIAL_OR_CHOSEN or a.startswith(("-n", "--numprocesses="))
+                               for a in extra):
+        import importlib.util
+        if importlib.util.find_spec("xdist") is not None:
+            cmd += ["-n", workers]
+            if workers != "0":
+                # a module's tests on one worker: module-scoped fixtures (a boot shared by the
+                # module's tests, e.g. tests/test_isolation_attacks.py) run once, not per worker
+                cmd += ["--dist", "loadscope"]
+        elif workers != "0":
+            from toolchain.errors import ToolMissing
+            raise ToolMissing("pytest-xdist is not installed: run ci/bootstrap (or run serially: invoke test -n 0)")
+    if junit:
+        from pathlib import Path
+        if Path(junit).is_dir():
+            raise UsageError(f"--junit takes the path of an XML file to write, not the directory {junit}")
+        cmd += [f"--junitxml={junit}"]
+    result = c.run(shlex.join(cmd + extra), pty=False, warn=True)
     if result.exited != 0:
         raise Exit(code=result.exited)
 
@@ -239,7 +266,8 @@ def _adapt_invoke() -> None:
             "bench": {"out": "PATH", "only": "SECTIONS"},
             "experiment": {"name": "NAME", "size": "N"},
             "mutate": {"only": "AREAS", "jobs": "N", "timeout": "SECONDS", "catalogue": "DIR", "out": "PATH"},
-            "test": {"args": "ARGS"},
+            "test": {"args": "ARGS", "numprocesses": "N", "junit": "PATH"},
+            "build": {"jobs": "N"},
         },
         optional={"snapshot": ["name"]},
     )

@@ -231,14 +231,52 @@ def test_ctrl_c_on_invoke_run_mid_boot_kills_qemu_exits_130_and_keeps_the_log(ke
 def test_invoke_test_passes_arguments_after_the_double_dash_and_propagates_pytest_failure(tmp_path):
     module = tmp_path / "test_passthrough.py"
     module.write_text("def test_selected():\n    pass\n\n\ndef test_fails():\n    assert False\n")
-    selected = invoke("test", "--", str(module), "-p", "no:cacheprovider", "-k", "selected")
+    selected = invoke("test", "--", str(module), "-p", "no:cacheprovider", "-n", "0", "-k", "selected")
     assert selected.returncode == 0, selected.stdout + selected.stderr
     assert "1 passed, 1 deselected" in selected.stdout, selected.stdout
-    failing = invoke("test", "--", str(module), "-p", "no:cacheprovider")
+    failing = invoke("test", "--", str(module), "-p", "no:cacheprovider", "-n", "0")
     assert failing.returncode == 1, failing.stdout + failing.stderr    # pytest's own "tests failed"
     assert "1 failed, 1 passed" in failing.stdout, failing.stdout
-    via_option = invoke("test", "--args", f"{module} -p no:cacheprovider -k fails")
+    via_option = invoke("test", "-n", "0", "--args", f"{module} -p no:cacheprovider -k fails")
     assert via_option.returncode == 1 and "1 failed, 1 deselected" in via_option.stdout, via_option.stdout
+    assert " workers" not in via_option.stdout, via_option.stdout
+
+
+def test_invoke_test_with_a_bad_worker_count_or_junit_path_is_one_clear_error(tmp_path):
+    assert_one_clear_error(invoke("test", "-n", "many"), "--numprocesses", "'many'")
+    assert_one_clear_error(invoke("test", "--junit", str(tmp_path)), "--junit", str(tmp_path))
+
+
+JUNIT_MODULE = """
+from toolchain.pytest_plugin import ktap_suite
+
+selftest = ktap_suite("test=ktap_selftest* selftest_fail")
+
+
+def test_a_boot_that_fails(run):
+    run("run=hello")
+    assert False, "failing on purpose"
+"""
+
+
+def test_invoke_test_runs_in_parallel_and_its_junit_xml_has_the_serial_tail_of_each_failing_test(tmp_path, kernel_elf):
+    import xml.etree.ElementTree as ET
+
+    module = tmp_path / "test_junit_tails.py"
+    module.write_text(JUNIT_MODULE)
+    out = tmp_path / "reports" / "junit.xml"
+    proc = invoke("test", "--junit", str(out), "--", str(module), "-p", "no:cacheprovider")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert " workers" in proc.stdout, proc.stdout          # parallel by default: xdist's controller wrote it
+    cases = {c.get("name"): c for c in ET.parse(out).getroot().iter("testcase")}
+    failed = {name: c for name, c in cases.items() if c.find("failure") is not None}
+    assert set(failed) == {"test_a_boot_that_fails", "fails_on_purpose"}, sorted(cases)
+    boot_tail = "".join(e.text or "" for e in failed["test_a_boot_that_fails"].iter("system-out"))
+    assert "| hello: hello, world" in boot_tail and "| init: all done" in boot_tail, boot_tail
+    assert "build/logs/" in boot_tail, boot_tail
+    ktap_tail = "".join(e.text or "" for e in failed["fails_on_purpose"].iter("system-out"))
+    assert "ktap_selftest" in ktap_tail and "build/logs/" in ktap_tail, ktap_tail
+    assert all(c.find("system-out") is None for name, c in cases.items() if name not in failed)
 
 
 # -- invoke doctor: exit status 1 only when something required is missing ----------

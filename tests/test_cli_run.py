@@ -38,8 +38,8 @@ def test_the_readme_first_command_explains_itself_on_one_screen():
     summary = out.split("--- what this run showed ---", 1)[1]
     for topic in ("programs:", "upcalls:", "rewind:", "isolation:"):
         assert topic in summary, summary
-    # wrapped to the terminal: where a line breaks depends on the counts before it
-    assert "never yield" in " ".join(summary.split()) and "W^X" in summary, summary
+    words = " ".join(summary.split())   # the summary is wrapped to the terminal: a phrase may span lines
+    assert "never yield" in words and "W^X" in words, summary
     assert results(out) == ["result: poweroff ok (exit 33)"], out
     # the log keeps the kernel's own lines
     raw = serial_log(out).read_text()

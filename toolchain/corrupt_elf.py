@@ -15,6 +15,7 @@ indices into the program header table, as the kernel counts them.
 from __future__ import annotations
 
 import struct
+import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Tuple
 
@@ -265,3 +266,16 @@ def generate(base: Path, out_dir: Path) -> List[Path]:
         tmp.replace(path)
         changed.append(path)
     return changed
+
+
+def main(argv: List[str]) -> int:
+    """``python -m toolchain.corrupt_elf BASE OUT_DIR`` (a build edge: toolchain/build.py)."""
+    if len(argv) != 2:
+        print("usage: python -m toolchain.corrupt_elf BASE.elf OUT_DIR", file=sys.stderr)
+        return 2
+    generate(Path(argv[0]), Path(argv[1]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -169,6 +169,8 @@ def examine(try_kvm: bool = True) -> Report:
         _module("elftools", "pyelftools", "symbolize crashes"),
         _module("invoke", "invoke", "tasks"),
         _module("pytest", "pytest", "tests"),
+        _module("xdist", "pytest-xdist", "tests in parallel (invoke test -n)"),
+        _module("ninja", "ninja", "the build (build/build.ninja)"),
         build_writable(),
     ]
     if try_kvm:

@@ -179,6 +179,9 @@ class MachineConfig:
 
 
 # ------------------------------------------------------------- process bookkeeping
+# Called with every Machine as it launches QEMU: the pytest plugin keeps the machines a test
+# started, so that a failing test's report (and its JUnit XML) carries their serial tails.
+START_HOOKS: List[Callable[["Machine"], None]] = []
 _live: Dict[int, "Machine"] = {}
 _live_lock = threading.Lock()
 _handlers_installed = False
@@ -385,6 +388,8 @@ class Machine:
             raise RevenantError(f"cannot write the serial log {err.filename}: {err.strerror} "
                                 f"(is build/ writable? `invoke doctor` checks)") from None
         self.started_at = time.monotonic()
+        for hook in START_HOOKS:
+            hook(self)
         try:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=subprocess.PIPE, start_new_session=True,
@@ -518,6 +523,11 @@ class Machine:
     @property
     def result(self) -> Optional[ExitResult]:
         return self._result
+
+    def wait_until_exit(self, timeout: float) -> bool:
+        """True once QEMU has exited (the reader saw it go), False after ``timeout`` seconds; no polling.
+        Interruptible: Ctrl-C raises KeyboardInterrupt here."""
+        return self.proc is not None and self._done.wait(max(0.0, timeout))
 
     def wait(self, timeout: float = 30.0) -> ExitResult:
         """Wait for QEMU to exit and decode its status (33 ok, 35 failure, 0 reset, ...).

@@ -29,8 +29,17 @@ Fixtures for other tests
                     started now, always stopped after the test
     ``ktap_run``    factory: ``ktap_run(append) -> KtapRun`` (boot, wait, parse; cached a session)
 
-    When a test that used ``boot`` fails, its report gets a section with the
-    last 30 serial lines, the log path and the symbolized panic (if any).
+    When a test fails, its report gets a section per machine it started (through
+    ``boot`` or a ``Machine`` of its own) with the last 30 serial lines, the log
+    path and the symbolized panic (if any); with ``--junitxml`` that text also
+    goes into the test case's ``<system-out>`` (a KTAP case: its run's tail).
+
+In parallel (pytest-xdist, ``invoke test`` defaults to ``-n auto``)
+    The controller builds the kernel once before any worker starts and hands
+    the workers the ELF or the build error.  A KTAP suite (or ``ktap_run``
+    command line) is booted once per session: the first worker boots it and
+    saves the run under ``build/logs/ktap-shared/<session>/``, the others wait
+    on its lock and read it back, so all workers collect the same items.
 """
 from __future__ import annotations
 
@@ -191,15 +200,27 @@ _BUILD = pytest.StashKey[Any]()
 _RUNS = pytest.StashKey[dict]()
 _REPLAYS = pytest.StashKey[dict]()
 _MACHINES = pytest.StashKey[list]()
+_SHARED = pytest.StashKey[Path]()       # xdist controller: the session's shared KTAP run directory
+
+# workerinput keys (pytest-xdist): what the controller hands every worker
+_WORKER_KERNEL = "revenant_kernel"      # {"elf": path} or {"error": message}
+_WORKER_SHARED = "revenant_shared"      # directory of KTAP runs shared by the workers of one session
 
 
 def _session_kernel(config: pytest.Config) -> Path:
-    """Build once per session; a failed build is remembered and re-raised."""
+    """Build once per session; a failed build is remembered and re-raised.
+
+    Under pytest-xdist the controller builds before any worker starts and hands
+    the workers the ELF (or the build error): workers never build."""
     if _BUILD not in config.stash:
-        try:
-            config.stash[_BUILD] = build_kernel()
-        except RevenantError as e:
-            config.stash[_BUILD] = e
+        given = getattr(config, "workerinput", {}).get(_WORKER_KERNEL)
+        if given is not None:
+            config.stash[_BUILD] = Path(given["elf"]) if "elf" in given else RevenantError(given["error"])
+        else:
+            try:
+                config.stash[_BUILD] = build_kernel()
+            except RevenantError as e:
+                config.stash[_BUILD] = e
     value = config.stash[_BUILD]
     if isinstance(value, RevenantError):
         raise value
@@ -232,13 +253,48 @@ def _session_run(config: pytest.Config, append: str, timeout: float, replayable:
             runs[append] = replay_ktap(Path(replay), append)
         return runs[append]
     if append not in runs:
-        try:
-            elf = _session_kernel(config)
-        except RevenantError as e:
-            runs[append] = KtapRun(append=append, result=ktap.parse(""), error=str(e))
-        else:
-            runs[append] = boot_ktap(elf, append, timeout)
+        shared = getattr(config, "workerinput", {}).get(_WORKER_SHARED)
+        runs[append] = (_shared_run(config, Path(shared), append, timeout) if shared
+                        else _boot_or_error(config, append, timeout))
     return runs[append]
+
+
+def _boot_or_error(config: pytest.Config, append: str, timeout: float) -> KtapRun:
+    try:
+        elf = _session_kernel(config)
+    except RevenantError as e:
+        return KtapRun(append=append, result=ktap.parse(""), error=str(e))
+    return boot_ktap(elf, append, timeout)
+
+
+_SAVED_FIELDS = ("append", "log_lines", "exit_status", "exit_description", "error", "panic", "replayed")
+
+
+def _shared_run(config: pytest.Config, shared: Path, append: str, timeout: float) -> KtapRun:
+    """One boot per command line for all xdist workers of a session: the first worker to
+    get here boots and saves the run, the others wait on the lock and read it back.  Every
+    worker thus collects the same kernel cases (xdist requires identical collections)."""
+    import fcntl
+    import hashlib
+    import json
+
+    key = hashlib.sha1(append.encode()).hexdigest()[:16]
+    saved = shared / f"{key}.json"
+    shared.mkdir(parents=True, exist_ok=True)
+    with open(shared / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if saved.exists():
+            data = json.loads(saved.read_text())
+            return KtapRun(result=ktap.parse("\n".join(data["log_lines"])),
+                           log_path=Path(data["log_path"]) if data["log_path"] else None,
+                           **{k: data[k] for k in _SAVED_FIELDS})
+        run = _boot_or_error(config, append, timeout)
+        data = {k: getattr(run, k) for k in _SAVED_FIELDS}
+        data["log_path"] = str(run.log_path) if run.log_path else None
+        tmp = saved.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(saved)
+        return run
 
 
 def _effective_append(config: pytest.Config, append: str) -> str:
@@ -263,6 +319,45 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ktap: an in-kernel KTAP test case (collected by the revenant plugin)")
+    if getattr(config.option, "xmlpath", None) and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(_JUnitSerialTails(config), "revenant-junit-tails")
+
+
+# ---------------------------------------------------------------------------
+# pytest-xdist: the controller builds once and hands the workers the kernel and a
+# directory where they share KTAP runs (hooks are optional: xdist may be absent)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config: pytest.Config, specs: Any) -> None:
+    """Before any worker starts: build the kernel (a failure is handed to every worker)."""
+    import uuid
+
+    try:
+        _session_kernel(config)
+    except RevenantError:
+        pass
+    from toolchain.paths import LOGS
+    config.stash[_SHARED] = LOGS / "ktap-shared" / uuid.uuid4().hex
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    config = node.config
+    built = config.stash.get(_BUILD, None)
+    if isinstance(built, Path):
+        node.workerinput[_WORKER_KERNEL] = {"elf": str(built)}
+    elif built is not None:
+        node.workerinput[_WORKER_KERNEL] = {"error": str(built)}
+    if _SHARED in config.stash:
+        node.workerinput[_WORKER_SHARED] = str(config.stash[_SHARED])
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    shared = session.config.stash.get(_SHARED, None)
+    if shared is not None:
+        import shutil
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object):
@@ -448,7 +543,6 @@ def boot(request: pytest.FixtureRequest, kernel_elf: Path) -> Iterator[Callable[
     Machine, MachineConfig = _machine_api()
     started: list[Any] = []
     watchdogs: list[threading.Timer] = []
-    request.node.stash[_MACHINES] = started
 
     def start(append: str = "", timeout: float = DEFAULT_TIMEOUT, **config: Any):
         config.setdefault("kernel", kernel_elf)
@@ -514,6 +608,40 @@ def machine_report(machine: Any, lines: int = TAIL_LINES) -> str:
     return "\n".join(out)
 
 
+_tracking: list[list] = []      # a stack: pytester runs items inside an item
+
+
+def _track(machine: Any) -> None:
+    if _tracking:
+        _tracking[-1].append(machine)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: Optional[pytest.Item]):
+    """Every machine the item starts (fixture, ``Machine`` of its own, ``ktap_run``) is kept
+    for its failure report, then dropped with the item."""
+    from toolchain.machine import START_HOOKS
+
+    if _track not in START_HOOKS:
+        START_HOOKS.append(_track)
+    machines: list = []
+    item.stash[_MACHINES] = machines
+    _tracking.append(machines)
+    try:
+        yield
+    finally:
+        _tracking.remove(machines)
+        machines.clear()                # their consoles can be large: not kept for the session
+
+
+def _ktap_tail(item: pytest.Item) -> str:
+    run = getattr(item, "run", None)
+    if not isinstance(run, KtapRun):
+        return ""
+    lines = [run.where(), f"last {min(TAIL_LINES, len(run.log_lines))} serial lines:"]
+    return "\n".join(lines + ["  | " + line for line in run.tail()])
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     outcome = yield
@@ -527,3 +655,31 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     for n, machine in enumerate(machines):
         title = "revenant machine" + (f" {n + 1}" if len(machines) > 1 else "")
         report.sections.append((f"{title} ({report.when})", machine_report(machine)))
+    tail = _ktap_tail(item) if getattr(item.config.option, "xmlpath", None) else ""
+    if tail:        # the failure text has the excerpt already; the JUnit file gets the tail too
+        report.sections.append((f"revenant serial log ({report.when})", tail))
+
+
+class _JUnitSerialTails:
+    """``--junitxml``: a failing test's ``<system-out>`` gets the serial tail of every machine it
+    started (the report sections above), on the controller, after the junitxml plugin has
+    written the ``<failure>``/``<error>``."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not report.failed or report.when == "teardown":
+            return          # at teardown junitxml has closed the test case already
+        from _pytest.junitxml import bin_xml_escape, xml_key
+        import xml.etree.ElementTree as ET
+
+        xml = self.config.stash.get(xml_key, None)
+        text = "\n\n".join(f"--- {name} ---\n{content}" for name, content in report.sections
+                            if name.startswith("revenant"))
+        if xml is None or not text:
+            return
+        out = ET.Element("system-out")
+        out.text = bin_xml_escape(text)
+        xml.node_reporter(report).append(out)

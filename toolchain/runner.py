@@ -21,7 +21,6 @@ from . import cmdline, paths
 from .console import ExitResult
 from .errors import GuestFailure, RevenantError, UsageError
 from .machine import Machine, MachineConfig, find_tool, QEMU_IMG
-from .snapshot import snapshot_machine_config
 
 RUN_ISO = paths.BUILD / "run.iso"       # `run --iso` boots its own image: build/revenant.iso stays
 
@@ -98,6 +97,8 @@ def check_disk(disk: Path) -> None:
 def interactive_config(options: RunOptions) -> MachineConfig:
     """The machine `invoke run` starts: serial echoed, QMP at build/qmp.sock (or `socket`) with --qmp."""
     if options.qmp:
+        from .snapshot import snapshot_machine_config   # QMP (asyncio) only when asked for
+
         cfg = snapshot_machine_config(append=options.append)
         if options.disk:
             cfg.disk = Path(options.disk)
@@ -131,13 +132,12 @@ def run_interactive(options: RunOptions) -> ExitResult:
             _announce_qmp(machine)
         deadline = time.monotonic() + options.timeout if options.timeout > 0 else None
         try:
-            while machine.running:
-                if deadline is not None and time.monotonic() > deadline:
+            while not machine.wait_until_exit(0.5 if deadline is None else min(0.5, deadline - time.monotonic())):
+                if deadline is not None and time.monotonic() >= deadline:
                     machine.kill()
                     narrator.close()
                     raise RevenantError(f"guest still running after {options.timeout:g} s; stopped it "
                                         f"(log: {machine.log_path})")
-                time.sleep(0.05)
         except KeyboardInterrupt:
             machine.kill()
             narrator.close()

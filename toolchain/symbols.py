@@ -16,10 +16,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Sequence, Union
-
-from elftools.elf.constants import SH_FLAGS
-from elftools.elf.elffile import ELFFile
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence, Union
 
 from toolchain.errors import KernelImageError
 
@@ -27,6 +24,9 @@ try:
     from toolchain.paths import ROOT
 except ImportError:  # pragma: no cover - paths.py is another worker's file
     ROOT = Path(__file__).resolve().parent.parent
+
+if TYPE_CHECKING:  # pragma: no cover - pyelftools is imported when an ELF is read, not at start-up
+    from elftools.elf.elffile import ELFFile
 
 __all__ = ["Symbol", "Symbolizer", "symbolizer", "symbolize_report"]
 
@@ -89,6 +89,8 @@ class Symbolizer:
             raise KernelImageError(f"{self.path}: not an ELF file")
 
     def _open(self):
+        from elftools.elf.elffile import ELFFile
+
         stream = open(self.path, "rb")
         try:
             return ELFFile(stream)
@@ -97,6 +99,8 @@ class Symbolizer:
             raise KernelImageError(f"{self.path}: unreadable ELF ({type(e).__name__}: {e})") from None
 
     def _load_symbols(self) -> None:
+        from elftools.elf.constants import SH_FLAGS
+
         funcs: dict[int, _Func] = {}
         with self._guard() as elf:
             exec_sections = {i for i, s in enumerate(elf.iter_sections())
