@@ -98,6 +98,18 @@ def test_without_the_rewind_the_echo_test_fails(boot, kernel_elf):
     assert r.status == EXIT_FAIL
 
 
+def test_each_line_wakes_the_reader_without_any_restart(boot):
+    # No restarts to rerun a forgotten wait: only the receive interrupt's wake gets echo going.
+    m = boot("run=echo:3", timeout=60)
+    m.expect("echo: attached", timeout=30)
+    for n, text in enumerate(["one", "two", "three"], 1):
+        m.send(text + "\n")
+        m.expect(f"echo: {n} {text}", timeout=10)
+    r = RunLog(m, 30)
+    r.assert_sane()
+    assert r.status == EXIT_OK
+
+
 # ------------------------------------------------------------ before the reader
 
 def test_input_typed_before_the_reader_attaches_waits_for_it(boot):
