@@ -799,6 +799,7 @@ long sys_act_wait(uint64_t deadline, uint64_t seen)
     struct env *e = v->env;
     struct act_env *a = e->act;
     a->used = true;
+    v->act_idle = false;
     // Disabled, no upcall could end the wait: its scheduler has the stack.
     if (v->act_disabled)
         return -EINVAL;
@@ -813,6 +814,7 @@ long sys_act_wait(uint64_t deadline, uint64_t seen)
         return 0;
     sched_block(v, WAIT_ACT, 0);
     v->wait_deadline = deadline;
+    v->act_idle = true;
     a->stats.idle_waits++;
     return -ERESTART;
 }

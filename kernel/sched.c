@@ -44,6 +44,7 @@ struct vproc *vproc_new(struct env *env)
     v->act_resuming = ACT_NONE;
     v->act_restart_pending = false;
     v->act_wake_pending = false;
+    v->act_idle = false;
     for (int i = 0; i < 4; i++)
         v->seg[i] = 0;          // a program starts with null DS, ES, FS, GS
     // The FPU state a program starts with: what fninit leaves, plus the
@@ -257,8 +258,9 @@ void vproc_resume(struct vproc *v)
 {
     struct cpu *c = mycpu();
     // Woken records of its environment are handed back when it next runs
-    // enabled (activation.c); a hostile header kills it instead.
-    if (__builtin_expect(v->act_wake_pending, 0) && !v->act_disabled &&
+    // enabled (activation.c), unless it is about to rerun act_wait, whose
+    // result is the cheaper way; a hostile header kills it instead.
+    if (__builtin_expect(v->act_wake_pending, 0) && !v->act_disabled && !v->act_idle &&
         act_deliver_unblocked(v) < 0)
         schedule();
     c->vproc = v;

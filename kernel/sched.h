@@ -42,6 +42,7 @@ struct vproc {
     int act_resuming;           // record being restored, or ACT_NONE (activation.c)
     bool act_restart_pending;   // a restart came while disabled: upcall once enabled (restart.c)
     bool act_wake_pending;      // its environment has woken records to hand back (activation.c)
+    bool act_idle;              // blocked in act_wait: its rerun takes the woken record itself
     struct vproc *run_next;     // run queue
     struct vproc *all_next;     // every vproc, for wakeups
 };
