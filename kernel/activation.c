@@ -63,7 +63,9 @@ extern const uint8_t act_restore_code[], act_restore_end[];    // actrestore.S
 
 static uint32_t pool_size = ACT_POOL_DEFAULT;
 // BLOCKED records in every environment: the wake paths skip their walk at 0.
-static uint64_t waiting;
+// Of those, `timed` have a deadline, none before `soonest` (a bound that
+// only the tick's walk tightens): most ticks look at two words.
+static uint64_t waiting, timed, soonest;
 
 void act_init(unsigned long n)
 {
@@ -320,6 +322,7 @@ void act_env_destroy(struct env *e)
                 s.disabled_saves, s.blocked, s.blocked_upcalls, s.unblocked_upcalls,
                 s.unblocked_waits, s.idle_waits, s.cancelled, s.blocked_now);
     waiting -= a->nblocked;     // its waits end with it
+    timed -= a->ntimed;
     free_slots(a);
     kfree(a);
     e->act = NULL;
@@ -420,8 +423,9 @@ static int upcall_target(struct env *e, uint32_t reason, bool required, uint64_t
 
 // The record that holds the thread v's frame holds for an upcall: `reuse`
 // (a record holding it already: a restore cut short, or one being resumed)
-// or a new one filled from the frame. -1: the pool is exhausted (killed).
-static int hold_thread(struct vproc *v, int reuse)
+// or a new one filled from the frame; *r: it, through the direct map. -1:
+// the pool is exhausted (killed).
+static int hold_thread(struct vproc *v, int reuse, struct act_record **r)
 {
     struct env *e = v->env;
     struct act_env *a = e->act;
@@ -431,6 +435,7 @@ static int hold_thread(struct vproc *v, int reuse)
         if (v->act_resuming == reuse)
             v->act_resuming = ACT_NONE;
         a->stats.redelivered++;
+        *r = record_kva(e, (uint32_t)reuse);
         return reuse;
     }
     int i = record_alloc(a);
@@ -441,15 +446,15 @@ static int hold_thread(struct vproc *v, int reuse)
         env_kill(e, why);
         return -1;
     }
-    save_frame(record_kva(e, (uint32_t)i), &v->tf);
+    *r = record_kva(e, (uint32_t)i);
+    save_frame(*r, &v->tf);
     a->stats.delivered++;
     return i;
 }
 
-// Label record i for an upcall with `reason` (the seq: `seq`).
-static void label(struct vproc *v, uint32_t i, uint32_t reason, uint64_t seq)
+// Label record i (r, its kernel view) for an upcall with `reason`.
+static void label(struct vproc *v, struct act_record *r, uint32_t i, uint32_t reason, uint64_t seq)
 {
-    struct act_record *r = record_kva(v->env, i);
     r->reason = reason;
     r->index = i;
     r->vproc = (uint32_t)v->index;
@@ -457,11 +462,12 @@ static void label(struct vproc *v, uint32_t i, uint32_t reason, uint64_t seq)
     r->seq = seq;
 }
 
-// Enter v's scheduler at `entry` with record i, disabled.
-static void upcall(struct vproc *v, uint32_t reason, uint32_t i, uint64_t entry, uint64_t stack)
+// Enter v's scheduler at `entry` with record i (r), disabled.
+static void upcall(struct vproc *v, uint32_t reason, uint32_t i, struct act_record *r,
+                   uint64_t entry, uint64_t stack)
 {
     struct act_env *a = v->env->act;
-    label(v, i, reason, ++a->seq);
+    label(v, r, i, reason, ++a->seq);
     // An upcall that changes which threads may run: an idle act_wait
     // that has not seen it returns at once.
     if (reason == ACT_UNBLOCKED || reason == ACT_RESTARTED)
@@ -482,10 +488,11 @@ static int deliver(struct vproc *v, uint32_t reason, int reuse)
     int t = upcall_target(v->env, reason, false, &entry, &stack);
     if (t <= 0)
         return t;
-    int i = hold_thread(v, reuse);
+    struct act_record *r;
+    int i = hold_thread(v, reuse, &r);
     if (i < 0)
         return -1;
-    upcall(v, reason, (uint32_t)i, entry, stack);
+    upcall(v, reason, (uint32_t)i, r, entry, stack);
     return 1;
 }
 
@@ -524,22 +531,32 @@ int act_restart(struct vproc *v)
 // act_slot.next; a record is on at most one of them.
 static void blocked_push(struct act_env *a, uint32_t i)
 {
-    slot(a, i)->next = a->blocked_head;
+    struct act_slot *s = slot(a, i);
+    s->next = a->blocked_head;
     a->blocked_head = (int32_t)i;
     a->nblocked++;
     waiting++;
+    if (s->deadline) {
+        a->ntimed++;
+        if (!timed++ || s->deadline < soonest)
+            soonest = s->deadline;
+    }
 }
 
 // Unlink i, whose predecessor on the blocked list is prev (or ACT_NONE).
 static void blocked_unlink(struct act_env *a, int32_t prev, uint32_t i)
 {
-    int32_t next = slot(a, i)->next;
+    struct act_slot *s = slot(a, i);
     if (prev == ACT_NONE)
-        a->blocked_head = next;
+        a->blocked_head = s->next;
     else
-        slot(a, (uint32_t)prev)->next = next;
+        slot(a, (uint32_t)prev)->next = s->next;
     a->nblocked--;
     waiting--;
+    if (s->deadline) {
+        a->ntimed--;
+        timed--;
+    }
 }
 
 static void woken_append(struct act_env *a, uint32_t i)
@@ -645,7 +662,8 @@ static int act_block(struct vproc *v)
     int t = upcall_target(e, ACT_BLOCKED, false, &entry, &stack);
     if (t <= 0)
         return t;
-    int i = hold_thread(v, ACT_NONE);
+    struct act_record *r;
+    int i = hold_thread(v, ACT_NONE, &r);
     if (i < 0)
         return -1;
     struct act_slot *s = slot(a, (uint32_t)i);
@@ -653,13 +671,13 @@ static int act_block(struct vproc *v)
     s->kind = (uint8_t)v->wait_kind;
     s->key = v->wait_key;
     s->deadline = v->wait_kind == WAIT_SLEEP ? v->wait_key : v->wait_deadline;
-    blocked_push(a, (uint32_t)i);
+    blocked_push(a, (uint32_t)i);       // after the deadline: it counts the timed ones
     // The vproc itself never waited: it goes on into the scheduler.
     v->state = VP_RUNNING;
     v->wait_kind = WAIT_NONE;
     v->wait_deadline = 0;
     a->stats.blocked_upcalls++;
-    upcall(v, ACT_BLOCKED, (uint32_t)i, entry, stack);
+    upcall(v, ACT_BLOCKED, (uint32_t)i, r, entry, stack);
     return 1;
 }
 
@@ -677,13 +695,14 @@ int act_deliver_unblocked(struct vproc *v)
         return -1;
     // The thread v holds: a record being resumed holds it already (its
     // restore has not begun), else the frame goes into a new one.
-    int w = hold_thread(v, v->act_resuming);
+    struct act_record *r;
+    int w = hold_thread(v, v->act_resuming, &r);
     if (w < 0)
         return -1;
     uint32_t i = (uint32_t)woken_pop(e);
     a->stats.unblocked_upcalls++;
-    upcall(v, ACT_UNBLOCKED, (uint32_t)w, entry, stack);
-    label(v, i, ACT_UNBLOCKED, a->seq);
+    upcall(v, ACT_UNBLOCKED, (uint32_t)w, r, entry, stack);
+    label(v, record_kva(e, i), i, ACT_UNBLOCKED, a->seq);
     v->tf.r10 = record_uva(i);      // the record handed back
     return 1;
 }
@@ -738,9 +757,12 @@ long act_wake(int kind, uint64_t key, uint64_t n)
 
 void act_tick(void)
 {
-    if (!waiting)
+    if (!timed)
         return;
     uint64_t now = timer_ns();
+    if (!sched_deadline_passed(soonest, now))
+        return;
+    uint64_t next_soonest = UINT64_MAX;
     int x = 0;
     struct env *e;
     while ((e = next_waiting_env(&x))) {
@@ -749,13 +771,17 @@ void act_tick(void)
         for (int32_t i = a->blocked_head; i != ACT_NONE;) {
             struct act_slot *s = slot(a, (uint32_t)i);
             int32_t next = s->next;
-            if (s->deadline && sched_deadline_passed(s->deadline, now))
+            if (s->deadline && sched_deadline_passed(s->deadline, now)) {
                 wake_record(e, prev, (uint32_t)i);
-            else
+            } else {
+                if (s->deadline && s->deadline < next_soonest)
+                    next_soonest = s->deadline;
                 prev = i;
+            }
             i = next;
         }
     }
+    soonest = next_soonest;
 }
 
 int act_drop_waits(int *dropped)
@@ -806,7 +832,7 @@ long sys_act_wait(uint64_t deadline, uint64_t seen)
     int32_t i = woken_pop(e);
     if (i != ACT_NONE) {
         a->stats.unblocked_waits++;
-        label(v, (uint32_t)i, ACT_UNBLOCKED, ++a->seq);
+        label(v, record_kva(e, (uint32_t)i), (uint32_t)i, ACT_UNBLOCKED, ++a->seq);
         mirror(a, v);
         return (long)record_uva((uint32_t)i);
     }

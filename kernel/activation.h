@@ -35,7 +35,8 @@ struct act_slot {
     uint64_t deadline;          // BLOCKED: wake at this clock_ns() (0: never)
 };
 
-#define ACT_SLOTS_PER_CHUNK (KMALLOC_MAX / sizeof(struct act_slot))
+#define ACT_SLOTS_PER_CHUNK 128     // a power of two that fits kmalloc: slot() shifts
+_Static_assert(ACT_SLOTS_PER_CHUNK * sizeof(struct act_slot) <= KMALLOC_MAX, "slot chunk");
 #define ACT_SLOT_CHUNKS ((ACT_POOL_MAX + ACT_SLOTS_PER_CHUNK - 1) / ACT_SLOTS_PER_CHUNK)
 
 // One environment's activation state, all of it in kernel memory.
@@ -48,6 +49,7 @@ struct act_env {
     int32_t blocked_head;       // BLOCKED records, unordered
     int32_t woken_head, woken_tail;     // WOKEN records, first woken first
     uint32_t nblocked;
+    uint32_t ntimed;            // of those, with a deadline
     bool used;                  // registered or called an act_* syscall: report at exit
     struct act_slot *slots[ACT_SLOT_CHUNKS];    // slot i: slots[i / PER_CHUNK][i % PER_CHUNK]
     uint64_t bits[];            // pool.used points here

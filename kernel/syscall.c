@@ -277,8 +277,8 @@ void syscall_dispatch(struct trapframe *tf)
         tf->rax = (uint64_t)r;
     // Activations, on the way out: a call that must wait becomes a blocked
     // upcall (the record, rewound as above, takes the wait), and woken
-    // records are handed back (activation.c). One test on the fast path.
-    if (__builtin_expect(v->state == VP_BLOCKED || v->act_wake_pending, 0) &&
+    // records are handed back (activation.c). Off the fast path.
+    if (__builtin_expect(v->state != VP_RUNNING || v->act_wake_pending, 0) &&
         act_syscall_exit(v) < 0)
         schedule();     // killed: a hostile header, or the record pool exhausted
     if (v->state == VP_RUNNING && sysret_safe(tf))

@@ -322,6 +322,19 @@ static const char *forge_how = "";
 static volatile unsigned long early_left;
 static volatile int skip_next;
 
+// exhaust: every blocked upcall comes here, on a stack of its own (the
+// upcall stack must stay free for the ticks that land while enabled), and
+// blocks again at once, keeping every record.
+static uint8_t exhaust_stack[8192] __attribute__((aligned(16)));
+
+static void __attribute__((noreturn, used)) exhaust_loop(void)
+{
+    for (;;) {
+        act_enable();
+        sys_sleep_until(UINT64_MAX);
+    }
+}
+
 // entry[ACT_BLOCKED] in front of the runtime's: a plain C function (the
 // kernel enters as if it were called), disabled, on the upcall stack.
 static void __attribute__((noreturn)) blocked_first(struct act_record *rec, uint64_t reason,
@@ -347,11 +360,8 @@ static void __attribute__((noreturn)) blocked_first(struct act_record *rec, uint
     }
     if (!strcmp(forge_how, "entry6"))
         header()->entry[ACT_UNBLOCKED] = 0xffffffff80100000UL;
-    if (!strcmp(forge_how, "exhaust")) {
-        // Keep no record and block again: each blocked upcall takes one more.
-        act_enable();
-        sys_sleep_until(UINT64_MAX);
-    }
+    if (!strcmp(forge_how, "exhaust"))
+        asm volatile("mov %0, %%rsp\n\tcall exhaust_loop" : : "r"(exhaust_stack + sizeof(exhaust_stack)));
     ((void (*)(struct act_record *, uint64_t, uint64_t))runtime_blocked)(rec, reason, vproc);
     __builtin_unreachable();
 }
