@@ -100,7 +100,8 @@ ICOUNT_EXACT = ["-icount", "shift=0,sleep=off"]
 @pytest.mark.parametrize("envs", [1, 2])
 def test_eight_threads_count_exactly_under_a_futex_mutex_across_restarts(run, envs):
     # envs=2: the counter and its mutex live in a shared region, four threads on each side;
-    # a side whose threads all wait sleeps in the kernel's futex_wait. Under exact icount
+    # a side whose threads all wait (each in the kernel's futex_wait, a blocked record) idles
+    # in act_wait. Under exact icount
     # the run is ~120 guest ms: 118 restarts, 2,000-3,500 futex waits (measured).
     r = run(f"hz=10000 restart_every=1 run=futex_count:8:100000:{envs}", timeout=60,
             extra_args=ICOUNT_EXACT)
