@@ -13,16 +13,17 @@
 // T_KBLOCKED thread is made runnable and reruns its call.
 //
 // Upcalls that land while the runtime changes its own lists leave a note
-// (a bit per record in `inbox`, the pending flags) instead; thread_harvest
-// takes the notes at the next scheduling point, each flag with one xchg,
-// so none is lost. A note for a record no thread holds, or left over, can
+// (a bit per record in `inbox` and a flag; the restart's seq) instead;
+// thread_harvest takes the notes at the next scheduling point, the flag
+// with one xchg, so none is lost. A note for a record no thread holds, or left over, can
 // at worst resume a blocked record early: the kernel then drops its wait
 // and the call reruns. That is always safe (docs/restart.md).
 #include <stdio.h>
 #include "thread_impl.h"
 
 struct thread *thread_kblocked;
-volatile uint8_t thread_restart_pending;
+volatile uint64_t thread_restart_seq;
+static uint64_t restart_taken;          // the restart seq harvest last acted on
 volatile uint8_t thread_unblock_pending;
 volatile uint64_t thread_seen_seq;
 int thread_blocking;
@@ -68,16 +69,21 @@ static int take_note(const struct act_record *rec)
     return i < ACT_POOL_MAX && (__atomic_fetch_and(&inbox[i / 64], ~bit, __ATOMIC_SEQ_CST) & bit);
 }
 
+// A restart hands back the records blocked before it, not one a thread
+// blocked in since (the restarted upcall may wait here, unharvested, while
+// another thread runs and blocks): those wait on.
 static void harvest_blocked(void)
 {
-    int all = __atomic_exchange_n(&thread_restart_pending, 0, __ATOMIC_SEQ_CST);
+    uint64_t restart = thread_restart_seq;
+    int all = restart > restart_taken;
+    restart_taken = restart;
     int some = __atomic_exchange_n(&thread_unblock_pending, 0, __ATOMIC_SEQ_CST);
     if (!all && !some)
         return;
     struct thread **pp = &thread_kblocked;
     while (*pp) {
         struct thread *t = *pp;
-        if (take_note(t->rec) || all) {
+        if (take_note(t->rec) || (all && t->rec->seq < restart)) {
             *pp = t->next;
             thread_make_runnable(t);
         } else {

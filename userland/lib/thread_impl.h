@@ -53,10 +53,11 @@ extern volatile uint8_t thread_in_sched;
 extern struct queue thread_runq;
 extern struct thread *thread_sleepers;
 extern struct thread *thread_kblocked;  // T_KBLOCKED threads, unordered
-// Set by upcalls that found the runtime busy, taken with one xchg at the
-// next scheduling point (thread_harvest): a restart (every T_KBLOCKED
-// record is back), a record handed back (its bit in the inbox).
-extern volatile uint8_t thread_restart_pending;
+// Left by upcalls for the next scheduling point (thread_harvest): the seq
+// of the last restarted upcall (every record blocked before it is back;
+// only ever raised, so one read takes it), and a record handed back while
+// the runtime was busy (its bit in the inbox, this flag taken with xchg).
+extern volatile uint64_t thread_restart_seq;
 extern volatile uint8_t thread_unblock_pending;
 // The seq of the last upcall the runtime took: an idle act_wait returns
 // at once if a later one changed what may run.

@@ -94,7 +94,7 @@ void thread_restarted(struct act_record *rec, uint64_t reason, uint64_t vproc)
     (void)vproc;
     thread_seen_seq = rec->seq;
     thread_counters.restarts++;
-    thread_restart_pending = 1;
+    thread_restart_seq = rec->seq;
     if (in_runtime(rec))
         act_resume(rec);
     switch_from(rec);
