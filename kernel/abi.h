@@ -31,6 +31,7 @@
 #define SYS_shm_unmap   19  // (va) -> 0
 #define SYS_shm_close   20  // (handle) -> 0
 #define SYS_spawn_shared 21 // (name, argv, argc, handles, nhandles) -> env id
+#define SYS_act_wait    22  // (deadline_ns or 0, seen_seq) -> record or 0   restartable idle (activations)
 // Console input (docs/restart.md, "Input is state too"); numbered from 32 so
 // that calls added on other branches meanwhile (22..31) do not collide.
 #define SYS_console_attach 32   // (&struct console_ring, size) -> 0       the console holder only
@@ -139,9 +140,9 @@
 
 // Upcall reasons = indices into act_header.entry (0..3 reserved).
 #define ACT_PREEMPTED    4      // a timer interrupt: the record holds the thread
-#define ACT_BLOCKED      5      // reserved: the thread entered a blocking syscall
-#define ACT_UNBLOCKED    6      // reserved: a blocked thread may rerun its syscall
-#define ACT_RESTARTED    7      // reserved: the environment came back from a checkpoint
+#define ACT_BLOCKED      5      // the thread's syscall must wait: the record holds it, rewound
+#define ACT_UNBLOCKED    6      // a blocked record (in r10) may rerun its syscall
+#define ACT_RESTARTED    7      // an in-place restart: every wait dropped, every record handed back
 
 #ifndef __ASSEMBLER__
 #include <stdint.h>
@@ -189,6 +190,13 @@ struct act_stats {
     uint64_t freed;             // records whose restore completed and were freed
     uint64_t disabled_saves;    // interrupts while disabled: saved in the kernel, resumed directly
     uint64_t blocked;           // times a vproc really blocked in wait/sleep_until/futex_wait (stopped, call rewound)
+    // Blocking calls as upcalls (docs/activations.md, "Blocking calls"):
+    uint64_t blocked_upcalls;   // blocked upcalls: a thread's call had to wait, its record took the wait
+    uint64_t unblocked_upcalls; // unblocked upcalls: a woken record handed back
+    uint64_t unblocked_waits;   // woken records handed back as act_wait's result instead
+    uint64_t idle_waits;        // times act_wait stopped the vproc (nothing to run)
+    uint64_t cancelled;         // blocked records resumed before their wake: the call reran
+    uint64_t blocked_now;       // records waiting in the kernel right now
 };
 
 // The header of a console ring, 16-byte aligned; the data follows it.

@@ -18,6 +18,18 @@
 // vproc. While a vproc is disabled (its scheduler runs) interrupts save
 // into the vproc's own frame in kernel memory and resume it directly, so
 // records in use never exceed the preempted threads plus one.
+//
+// Blocking calls (docs/activations.md, "Blocking calls"). In use, a record
+// is HELD (the program's), BLOCKED or WOKEN (struct act_slot):
+//   a call that must wait, vproc enabled --> BLOCKED, with the wait's
+//       (kind, key, deadline), and a blocked upcall: the vproc runs on
+//   BLOCKED --the wait's wake (sched_wake, a deadline)--> WOKEN
+//   WOKEN --unblocked upcall, or act_wait's result--> HELD
+//   BLOCKED or WOKEN --restart--> HELD (the restarted upcall says so)
+//   BLOCKED or WOKEN --act_resume--> HELD (cancelled): the call reruns
+// The record's frame is the rewound one, so resuming it, whenever, runs
+// the call again from scratch: nothing a program does with its records can
+// make a call complete without the kernel having completed it.
 #include "abi.h"
 #include "activation.h"
 #include "bitmap.h"
@@ -28,6 +40,8 @@
 #include "printf.h"
 #include "sched.h"
 #include "string.h"
+#include "syscall.h"
+#include "timer.h"
 #include "vm.h"
 #include <stddef.h>
 
@@ -48,6 +62,10 @@ _Static_assert(offsetof(struct act_record, rax) == 112 && offsetof(struct act_re
 extern const uint8_t act_restore_code[], act_restore_end[];    // actrestore.S
 
 static uint32_t pool_size = ACT_POOL_DEFAULT;
+// BLOCKED records in every environment: the wake paths skip their walk at 0.
+// Of those, `timed` have a deadline, none before `soonest` (a bound that
+// only the tick's walk tightens): most ticks look at two words.
+static uint64_t waiting, timed, soonest;
 
 void act_init(unsigned long n)
 {
@@ -175,6 +193,26 @@ static struct act_record *record_kva(struct env *e, uint32_t i)
     return (struct act_record *)((uint8_t *)P2V(pte & PTE_ADDR) + (va & (PAGE_SIZE - 1)));
 }
 
+static struct act_slot *slot(struct act_env *a, uint32_t i)
+{
+    return &a->slots[i / ACT_SLOTS_PER_CHUNK][i % ACT_SLOTS_PER_CHUNK];
+}
+
+// The pool's bitmap says in use; the slot says how.
+static int record_alloc(struct act_env *a)
+{
+    int i = act_pool_alloc(&a->pool);
+    if (i >= 0)
+        *slot(a, (uint32_t)i) = (struct act_slot){ .state = SLOT_HELD, .next = ACT_NONE };
+    return i;
+}
+
+static void record_free(struct act_env *a, uint32_t i)
+{
+    if (act_pool_free(&a->pool, i))
+        slot(a, i)->state = SLOT_FREE;
+}
+
 // The header's copy of the counters, for the program to read. Never read
 // back by the kernel.
 static void mirror(struct act_env *a, struct vproc *v)
@@ -207,19 +245,48 @@ static int map_segment(struct env *e, struct act_header **header)
     return 0;
 }
 
+static void free_slots(struct act_env *a)
+{
+    for (unsigned k = 0; k < ACT_SLOT_CHUNKS; k++) {
+        kfree(a->slots[k]);
+        a->slots[k] = NULL;
+    }
+}
+
+// One act_slot per record, in chunks of at most a page (kmalloc's limit).
+static int alloc_slots(struct act_env *a)
+{
+    for (uint32_t first = 0; first < pool_size; first += ACT_SLOTS_PER_CHUNK) {
+        uint32_t n = pool_size - first < ACT_SLOTS_PER_CHUNK ? pool_size - first
+                                                             : (uint32_t)ACT_SLOTS_PER_CHUNK;
+        a->slots[first / ACT_SLOTS_PER_CHUNK] = kmalloc(n * sizeof(struct act_slot));
+        if (!a->slots[first / ACT_SLOTS_PER_CHUNK]) {
+            free_slots(a);
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
 int act_env_create(struct env *e)
 {
     struct act_env *a = kmalloc(sizeof(*a) + BITMAP_WORDS(pool_size) * sizeof(uint64_t));
     if (!a)
         return -ENOMEM;
-    int r = map_segment(e, &a->header);
+    int r = alloc_slots(a);     // kmalloc zeroes: every slot FREE
+    if (r == 0)
+        r = map_segment(e, &a->header);
     if (r < 0) {
+        free_slots(a);
         kfree(a);
         return r;
     }
     act_pool_init(&a->pool, a->bits, pool_size);
     memset(&a->stats, 0, sizeof(a->stats));
     a->seq = 0;
+    a->event_seq = 0;
+    a->blocked_head = a->woken_head = a->woken_tail = ACT_NONE;
+    a->nblocked = 0;
     a->used = false;
     a->header->magic = ACT_MAGIC;
     a->header->version = ACT_VERSION;
@@ -234,6 +301,7 @@ static void fill_stats(const struct act_env *a, struct act_stats *s)
     *s = a->stats;
     s->pool_size = a->pool.size;
     s->free_records = a->pool.nfree;
+    s->blocked_now = a->nblocked;
 }
 
 void act_env_destroy(struct env *e)
@@ -245,11 +313,17 @@ void act_env_destroy(struct env *e)
     fill_stats(a, &s);
     // Every program registers through crt0; only one that was actually
     // interrupted has numbers worth a line in the log.
-    if (a->used && (s.delivered || s.redelivered || s.disabled_saves))
+    if (a->used && (s.delivered || s.redelivered || s.disabled_saves || s.idle_waits))
         kprintf("act: env %d (%s) stats pool=%lu free=%lu delivered=%lu redelivered=%lu "
-                "resumed=%lu freed=%lu disabled_saves=%lu blocked=%lu\n", e->id, e->name,
+                "resumed=%lu freed=%lu disabled_saves=%lu blocked=%lu blocked_upcalls=%lu "
+                "unblocked_upcalls=%lu unblocked_waits=%lu idle_waits=%lu cancelled=%lu "
+                "blocked_now=%lu\n", e->id, e->name,
                 s.pool_size, s.free_records, s.delivered, s.redelivered, s.resumed, s.freed,
-                s.disabled_saves, s.blocked);
+                s.disabled_saves, s.blocked, s.blocked_upcalls, s.unblocked_upcalls,
+                s.unblocked_waits, s.idle_waits, s.cancelled, s.blocked_now);
+    waiting -= a->nblocked;     // its waits end with it
+    timed -= a->ntimed;
+    free_slots(a);
     kfree(a);
     e->act = NULL;
 }
@@ -275,7 +349,7 @@ bool act_settle(struct vproc *v)
     if (act_in_restore(at))
         return true;
     struct act_env *a = v->env->act;
-    act_pool_free(&a->pool, (uint32_t)v->act_resuming);
+    record_free(a, (uint32_t)v->act_resuming);
     v->act_resuming = ACT_NONE;
     a->stats.freed++;
     mirror(a, v);
@@ -324,6 +398,85 @@ static uint64_t registered(struct act_env *a, uint32_t reason)
     return *(volatile uint64_t *)&a->header->entry[reason];
 }
 
+// The upcall target for `reason`, each word read once and judged: 1 and
+// *entry, *stack; 0 if nothing is registered and `required` is false; -1
+// if the environment was killed (hostile header).
+static int upcall_target(struct env *e, uint32_t reason, bool required, uint64_t *entry,
+                         uint64_t *stack)
+{
+    struct act_env *a = e->act;
+    *entry = registered(a, reason);
+    if (!*entry && !required)
+        return 0;
+    *stack = *(volatile uint64_t *)&a->header->upcall_stack;
+    a->used = true;
+    uint64_t bad;
+    const char *field = act_check_upcall_for(reason, *entry, *stack, &bad);
+    if (field) {
+        char why[80];
+        snprintf(why, sizeof(why), "hostile activation header: %s 0x%lx", field, bad);
+        env_kill(e, why);
+        return -1;
+    }
+    return 1;
+}
+
+// The record that holds the thread v's frame holds for an upcall: `reuse`
+// (a record holding it already: a restore cut short, or one being resumed)
+// or a new one filled from the frame; *r: it, through the direct map. -1:
+// the pool is exhausted (killed).
+static int hold_thread(struct vproc *v, int reuse, struct act_record **r)
+{
+    struct env *e = v->env;
+    struct act_env *a = e->act;
+    if (reuse != ACT_NONE) {
+        // The record is intact (the restore sequence only reads it) and
+        // still holds the whole thread. Hand it back.
+        if (v->act_resuming == reuse)
+            v->act_resuming = ACT_NONE;
+        a->stats.redelivered++;
+        *r = record_kva(e, (uint32_t)reuse);
+        return reuse;
+    }
+    int i = record_alloc(a);
+    if (i < 0) {
+        char why[80];
+        snprintf(why, sizeof(why), "activation record pool exhausted (%u records in use)",
+                 a->pool.size);
+        env_kill(e, why);
+        return -1;
+    }
+    *r = record_kva(e, (uint32_t)i);
+    save_frame(*r, &v->tf);
+    a->stats.delivered++;
+    return i;
+}
+
+// Label record i (r, its kernel view) for an upcall with `reason`.
+static void label(struct vproc *v, struct act_record *r, uint32_t i, uint32_t reason, uint64_t seq)
+{
+    r->reason = reason;
+    r->index = i;
+    r->vproc = (uint32_t)v->index;
+    r->flags = 0;
+    r->seq = seq;
+}
+
+// Enter v's scheduler at `entry` with record i (r), disabled.
+static void upcall(struct vproc *v, uint32_t reason, uint32_t i, struct act_record *r,
+                   uint64_t entry, uint64_t stack)
+{
+    struct act_env *a = v->env->act;
+    label(v, r, i, reason, ++a->seq);
+    // An upcall that changes which threads may run: an idle act_wait
+    // that has not seen it returns at once.
+    if (reason == ACT_UNBLOCKED || reason == ACT_RESTARTED)
+        a->event_seq = a->seq;
+    v->act_disabled = true;
+    enter_upcall(v, entry, stack, record_uva(i), reason);
+    mirror(a, v);
+}
+
 // Enter v's scheduler at entry[reason] with the thread v's frame holds.
 // `reuse` is a record that holds that thread already (a restore cut short,
 // or a record being resumed), ACT_NONE to save the frame into a new one.
@@ -331,53 +484,15 @@ static uint64_t registered(struct act_env *a, uint32_t reason)
 // environment was killed (hostile header, pool exhausted).
 static int deliver(struct vproc *v, uint32_t reason, int reuse)
 {
-    struct env *e = v->env;
-    struct act_env *a = e->act;
-    // Read each user-written word once, then judge that copy.
-    uint64_t entry = registered(a, reason);
-    if (!entry)
-        return 0;
-    uint64_t stack = *(volatile uint64_t *)&a->header->upcall_stack;
-    a->used = true;
-    uint64_t bad;
-    const char *field = act_check_upcall_for(reason, entry, stack, &bad);
-    if (field) {
-        char why[80];
-        snprintf(why, sizeof(why), "hostile activation header: %s 0x%lx", field, bad);
-        env_kill(e, why);
-        return -1;
-    }
-    int i;
+    uint64_t entry, stack;
+    int t = upcall_target(v->env, reason, false, &entry, &stack);
+    if (t <= 0)
+        return t;
     struct act_record *r;
-    if (reuse != ACT_NONE) {
-        // The record is intact (the restore sequence only reads it) and
-        // still holds the whole thread. Hand it back.
-        i = reuse;
-        if (v->act_resuming == reuse)
-            v->act_resuming = ACT_NONE;
-        r = record_kva(e, (uint32_t)i);
-        a->stats.redelivered++;
-    } else {
-        i = act_pool_alloc(&a->pool);
-        if (i < 0) {
-            char why[80];
-            snprintf(why, sizeof(why), "activation record pool exhausted (%u records in use)",
-                     a->pool.size);
-            env_kill(e, why);
-            return -1;
-        }
-        r = record_kva(e, (uint32_t)i);
-        save_frame(r, &v->tf);
-        a->stats.delivered++;
-    }
-    r->reason = reason;
-    r->index = (uint32_t)i;
-    r->vproc = (uint32_t)v->index;
-    r->flags = 0;
-    r->seq = ++a->seq;
-    v->act_disabled = true;
-    enter_upcall(v, entry, stack, record_uva((uint32_t)i), reason);
-    mirror(a, v);
+    int i = hold_thread(v, reuse, &r);
+    if (i < 0)
+        return -1;
+    upcall(v, reason, (uint32_t)i, r, entry, stack);
     return 1;
 }
 
@@ -407,6 +522,327 @@ int act_restart(struct vproc *v)
     }
     bool cut_short = v->act_resuming != ACT_NONE && act_settle(v);
     return deliver(v, ACT_RESTARTED, cut_short ? v->act_resuming : ACT_NONE);
+}
+
+
+// ------------------------------------------------------- blocking calls
+
+// The blocked list (unordered) and the woken FIFO are linked through
+// act_slot.next; a record is on at most one of them.
+static void blocked_push(struct act_env *a, uint32_t i)
+{
+    struct act_slot *s = slot(a, i);
+    s->next = a->blocked_head;
+    a->blocked_head = (int32_t)i;
+    a->nblocked++;
+    waiting++;
+    if (s->deadline) {
+        a->ntimed++;
+        if (!timed++ || s->deadline < soonest)
+            soonest = s->deadline;
+    }
+}
+
+// Unlink i, whose predecessor on the blocked list is prev (or ACT_NONE).
+static void blocked_unlink(struct act_env *a, int32_t prev, uint32_t i)
+{
+    struct act_slot *s = slot(a, i);
+    if (prev == ACT_NONE)
+        a->blocked_head = s->next;
+    else
+        slot(a, (uint32_t)prev)->next = s->next;
+    a->nblocked--;
+    waiting--;
+    if (s->deadline) {
+        a->ntimed--;
+        timed--;
+    }
+}
+
+static void woken_append(struct act_env *a, uint32_t i)
+{
+    slot(a, i)->next = ACT_NONE;
+    if (a->woken_tail == ACT_NONE)
+        a->woken_head = (int32_t)i;
+    else
+        slot(a, (uint32_t)a->woken_tail)->next = (int32_t)i;
+    a->woken_tail = (int32_t)i;
+}
+
+// Every vproc of e knows whether there is something to hand back.
+static void set_wake_pending(struct env *e, bool pending)
+{
+    for (int k = 0; k < e->nvprocs; k++)
+        e->vprocs[k]->act_wake_pending = pending;
+}
+
+// The first woken record, now HELD (the caller hands it back), or ACT_NONE.
+static int32_t woken_pop(struct env *e)
+{
+    struct act_env *a = e->act;
+    int32_t i = a->woken_head;
+    if (i == ACT_NONE)
+        return ACT_NONE;
+    struct act_slot *s = slot(a, (uint32_t)i);
+    a->woken_head = s->next;
+    if (a->woken_head == ACT_NONE) {
+        a->woken_tail = ACT_NONE;
+        set_wake_pending(e, false);
+    }
+    s->state = SLOT_HELD;
+    s->next = ACT_NONE;
+    return i;
+}
+
+// Forget the wait (derived state: a rerun computes it again).
+static void drop_wait(struct act_slot *s, enum act_slot_state to)
+{
+    s->state = (uint8_t)to;
+    s->kind = WAIT_NONE;
+    s->key = s->deadline = 0;
+}
+
+// BLOCKED i (after prev on the list) is woken: queue it to be handed back,
+// and wake e's vproc if it idles in act_wait for exactly this.
+static void wake_record(struct env *e, int32_t prev, uint32_t i)
+{
+    struct act_env *a = e->act;
+    blocked_unlink(a, prev, i);
+    drop_wait(slot(a, i), SLOT_WOKEN);
+    woken_append(a, i);
+    set_wake_pending(e, true);
+    for (int k = 0; k < e->nvprocs; k++) {
+        struct vproc *v = e->vprocs[k];
+        if (v->state == VP_BLOCKED && v->wait_kind == WAIT_ACT)
+            sched_make_runnable(v);     // its act_wait reruns and returns the record
+    }
+}
+
+// Take record i off whichever list it is on, HELD: act_resume before the
+// wake. Nothing is lost: its frame is rewound, so the call reruns.
+static void cancel_wait(struct env *e, uint32_t i)
+{
+    struct act_env *a = e->act;
+    struct act_slot *s = slot(a, i);
+    if (s->state == SLOT_BLOCKED) {
+        int32_t prev = ACT_NONE;
+        for (int32_t k = a->blocked_head; k != (int32_t)i; prev = k, k = slot(a, (uint32_t)k)->next)
+            ;
+        blocked_unlink(a, prev, i);
+    } else {
+        int32_t prev = ACT_NONE;
+        for (int32_t k = a->woken_head; k != (int32_t)i; prev = k, k = slot(a, (uint32_t)k)->next)
+            ;
+        if (prev == ACT_NONE)
+            a->woken_head = s->next;
+        else
+            slot(a, (uint32_t)prev)->next = s->next;
+        if (a->woken_tail == (int32_t)i)
+            a->woken_tail = prev;
+        if (a->woken_head == ACT_NONE)
+            set_wake_pending(e, false);
+    }
+    drop_wait(s, SLOT_HELD);
+    s->next = ACT_NONE;
+    a->stats.cancelled++;
+}
+
+// v's call has just blocked v (sched_block) and been rewound: if v's
+// program takes blocked upcalls, the record takes the wait instead and v
+// enters entry[ACT_BLOCKED]. 1: so; 0: v stays blocked (no activations, an
+// idle act_wait, or v disabled: its scheduler has the upcall stack);
+// -1: killed.
+static int act_block(struct vproc *v)
+{
+    struct env *e = v->env;
+    struct act_env *a = e->act;
+    if (!a || v->act_disabled || v->wait_kind == WAIT_ACT || !registered(a, ACT_UNBLOCKED))
+        return 0;
+    uint64_t entry, stack;
+    int t = upcall_target(e, ACT_BLOCKED, false, &entry, &stack);
+    if (t <= 0)
+        return t;
+    struct act_record *r;
+    int i = hold_thread(v, ACT_NONE, &r);
+    if (i < 0)
+        return -1;
+    struct act_slot *s = slot(a, (uint32_t)i);
+    s->state = SLOT_BLOCKED;
+    s->kind = (uint8_t)v->wait_kind;
+    s->key = v->wait_key;
+    s->deadline = v->wait_kind == WAIT_SLEEP ? v->wait_key : v->wait_deadline;
+    blocked_push(a, (uint32_t)i);       // after the deadline: it counts the timed ones
+    // The vproc itself never waited: it goes on into the scheduler.
+    v->state = VP_RUNNING;
+    v->wait_kind = WAIT_NONE;
+    v->wait_deadline = 0;
+    a->stats.blocked_upcalls++;
+    upcall(v, ACT_BLOCKED, (uint32_t)i, r, entry, stack);
+    return 1;
+}
+
+int act_deliver_unblocked(struct vproc *v)
+{
+    struct env *e = v->env;
+    struct act_env *a = e->act;
+    if (!a || a->woken_head == ACT_NONE) {
+        v->act_wake_pending = false;
+        return 0;
+    }
+    // It blocked with both entries registered: one gone now is hostile.
+    uint64_t entry, stack;
+    if (upcall_target(e, ACT_UNBLOCKED, true, &entry, &stack) < 0)
+        return -1;
+    // The thread v holds: a record being resumed holds it already (its
+    // restore has not begun), else the frame goes into a new one.
+    struct act_record *r;
+    int w = hold_thread(v, v->act_resuming, &r);
+    if (w < 0)
+        return -1;
+    uint32_t i = (uint32_t)woken_pop(e);
+    a->stats.unblocked_upcalls++;
+    upcall(v, ACT_UNBLOCKED, (uint32_t)w, r, entry, stack);
+    label(v, record_kva(e, i), i, ACT_UNBLOCKED, a->seq);
+    v->tf.r10 = record_uva(i);      // the record handed back
+    return 1;
+}
+
+int act_syscall_exit(struct vproc *v)
+{
+    if (v->state == VP_BLOCKED) {
+        int r = act_block(v);
+        if (r != 0)
+            return r < 0 ? -1 : 0;
+    }
+    if (v->state == VP_RUNNING && v->act_wake_pending && !v->act_disabled)
+        return act_deliver_unblocked(v) < 0 ? -1 : 0;
+    return 0;
+}
+
+// Live environments with blocked records, in table order.
+static struct env *next_waiting_env(int *x)
+{
+    for (; *x < ENV_MAX; (*x)++) {
+        struct env *e = env_slot(*x);
+        if (e && e->state == ENV_LIVE && e->act && e->act->nblocked) {
+            (*x)++;
+            return e;
+        }
+    }
+    return NULL;
+}
+
+long act_wake(int kind, uint64_t key, uint64_t n)
+{
+    long woken = 0;
+    int x = 0;
+    struct env *e;
+    while (waiting && (uint64_t)woken < n && (e = next_waiting_env(&x))) {
+        struct act_env *a = e->act;
+        int32_t prev = ACT_NONE;
+        for (int32_t i = a->blocked_head; i != ACT_NONE && (uint64_t)woken < n;) {
+            struct act_slot *s = slot(a, (uint32_t)i);
+            int32_t next = s->next;
+            if (s->kind == kind && s->key == key) {
+                wake_record(e, prev, (uint32_t)i);
+                woken++;
+            } else {
+                prev = i;
+            }
+            i = next;
+        }
+    }
+    return woken;
+}
+
+void act_tick(void)
+{
+    if (!timed)
+        return;
+    uint64_t now = timer_ns();
+    if (!sched_deadline_passed(soonest, now))
+        return;
+    uint64_t next_soonest = UINT64_MAX;
+    int x = 0;
+    struct env *e;
+    while ((e = next_waiting_env(&x))) {
+        struct act_env *a = e->act;
+        int32_t prev = ACT_NONE;
+        for (int32_t i = a->blocked_head; i != ACT_NONE;) {
+            struct act_slot *s = slot(a, (uint32_t)i);
+            int32_t next = s->next;
+            if (s->deadline && sched_deadline_passed(s->deadline, now)) {
+                wake_record(e, prev, (uint32_t)i);
+            } else {
+                if (s->deadline && s->deadline < next_soonest)
+                    next_soonest = s->deadline;
+                prev = i;
+            }
+            i = next;
+        }
+    }
+    soonest = next_soonest;
+}
+
+int act_drop_waits(int *dropped)
+{
+    int total = 0;
+    int x = 0;
+    struct env *e;
+    while ((e = next_waiting_env(&x))) {
+        struct act_env *a = e->act;
+        // A program with the restarted upcall learns from it that every
+        // record is back (it resumes them all); any other gets each one
+        // handed back as woken (a spurious wakeup).
+        bool told = registered(a, ACT_RESTARTED) != 0;
+        while (a->blocked_head != ACT_NONE) {
+            uint32_t i = (uint32_t)a->blocked_head;
+            dropped[slot(a, i)->kind]++;
+            total++;
+            if (told) {
+                blocked_unlink(a, ACT_NONE, i);
+                drop_wait(slot(a, i), SLOT_HELD);
+                slot(a, i)->next = ACT_NONE;
+            } else {
+                wake_record(e, ACT_NONE, i);
+            }
+        }
+    }
+    // Woken records not yet handed back are back with the restarted upcall
+    // too: never handed back twice.
+    for (int k = 0; k < ENV_MAX; k++) {
+        e = env_slot(k);
+        if (e && e->state == ENV_LIVE && e->act && registered(e->act, ACT_RESTARTED))
+            while (woken_pop(e) != ACT_NONE)
+                ;
+    }
+    return total;
+}
+
+long sys_act_wait(uint64_t deadline, uint64_t seen)
+{
+    struct vproc *v = sched_current();
+    struct env *e = v->env;
+    struct act_env *a = e->act;
+    a->used = true;
+    v->act_idle = false;
+    // Disabled, no upcall could end the wait: its scheduler has the stack.
+    if (v->act_disabled)
+        return -EINVAL;
+    int32_t i = woken_pop(e);
+    if (i != ACT_NONE) {
+        a->stats.unblocked_waits++;
+        label(v, record_kva(e, (uint32_t)i), (uint32_t)i, ACT_UNBLOCKED, ++a->seq);
+        mirror(a, v);
+        return (long)record_uva((uint32_t)i);
+    }
+    if (a->event_seq > seen || (deadline && timer_ns() >= deadline))
+        return 0;
+    sched_block(v, WAIT_ACT, 0);
+    v->wait_deadline = deadline;
+    v->act_idle = true;
+    a->stats.idle_waits++;
+    return -ERESTART;
 }
 
 // ------------------------------------------------------------ syscalls
@@ -441,6 +877,11 @@ long sys_act_resume(uint64_t uva)
         kill_hostile_record(e, i, field, bad);
         return 0;
     }
+    // A record still waiting (its wake not come, or not handed back): the
+    // call reruns, and blocks again if it must.
+    uint8_t state = slot(a, i)->state;
+    if (state == SLOT_BLOCKED || state == SLOT_WOKEN)
+        cancel_wait(e, i);
     if (v->act_restart_pending) {
         // A restart came while the scheduler ran: it gets the thread it
         // was about to resume back, in a restarted upcall.

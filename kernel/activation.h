@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "abi.h"
+#include "kalloc.h"
 
 struct env;
 struct vproc;
@@ -19,13 +20,38 @@ struct act_pool {
     uint64_t *used;             // BITMAP_WORDS(size) words
 };
 
+// What the kernel knows of one record, beyond "in use" (the bitmap):
+//   HELD     the program's: a preempted thread, or handed back
+//   BLOCKED  its thread's call waits on (kind, key, deadline): derived
+//            state, dropped by a wake, a restart or an early act_resume
+//   WOKEN    woken, not yet handed back (an unblocked upcall or act_wait will)
+enum act_slot_state { SLOT_FREE, SLOT_HELD, SLOT_BLOCKED, SLOT_WOKEN };
+
+struct act_slot {
+    uint8_t state;              // enum act_slot_state
+    uint8_t kind;               // BLOCKED: enum wait_kind (sched.h)
+    int32_t next;               // the blocked list or the woken FIFO; ACT_NONE ends it
+    uint64_t key;               // BLOCKED: as vproc->wait_key
+    uint64_t deadline;          // BLOCKED: wake at this clock_ns() (0: never)
+};
+
+#define ACT_SLOTS_PER_CHUNK 128     // a power of two that fits kmalloc: slot() shifts
+_Static_assert(ACT_SLOTS_PER_CHUNK * sizeof(struct act_slot) <= KMALLOC_MAX, "slot chunk");
+#define ACT_SLOT_CHUNKS ((ACT_POOL_MAX + ACT_SLOTS_PER_CHUNK - 1) / ACT_SLOTS_PER_CHUNK)
+
 // One environment's activation state, all of it in kernel memory.
 struct act_env {
     struct act_pool pool;
     struct act_header *header;  // the segment's header page, through the direct map
     struct act_stats stats;
     uint64_t seq;               // deliveries so far (records carry it)
+    uint64_t event_seq;         // seq of the last unblocked or restarted upcall (act_wait)
+    int32_t blocked_head;       // BLOCKED records, unordered
+    int32_t woken_head, woken_tail;     // WOKEN records, first woken first
+    uint32_t nblocked;
+    uint32_t ntimed;            // of those, with a deadline
     bool used;                  // registered or called an act_* syscall: report at exit
+    struct act_slot *slots[ACT_SLOT_CHUNKS];    // slot i: slots[i / PER_CHUNK][i % PER_CHUNK]
     uint64_t bits[];            // pool.used points here
 };
 
@@ -57,10 +83,29 @@ bool act_preempt(struct vproc *v, bool cut_short);
 // was killed (hostile header, pool exhausted).
 int act_restart(struct vproc *v);
 
+// Blocking calls as upcalls ("Blocking calls" in docs/activations.md).
+// On the way out of a system call in v (its frame rewound if it must wait):
+// a call that blocked v becomes a blocked upcall (its record takes the
+// wait), and woken records are handed back in an unblocked upcall. 0, or
+// -1 if the environment was killed (hostile header, pool exhausted).
+int act_syscall_exit(struct vproc *v);
+// v is about to run (vproc_resume) with v->act_wake_pending: hand back a
+// woken record if v is enabled. 1 delivered, 0 not now, -1 killed.
+int act_deliver_unblocked(struct vproc *v);
+// The wake paths (sched.c) for records: at most n blocked on (kind, key),
+// in every environment; how many. Then deadlines, at every tick.
+long act_wake(int kind, uint64_t key, uint64_t n);
+void act_tick(void);
+// A restart (restart.c): every blocked record forgets its wait and goes
+// back to its program: handed back at once for one that registered the
+// restarted upcall, else woken. dropped[kind] counts them; the total.
+int act_drop_waits(int *dropped);
+
 // The system calls.
 long sys_act_resume(uint64_t record);
 long sys_act_enable(void);
 long sys_act_stats(uint64_t stats_uva);
+long sys_act_wait(uint64_t deadline, uint64_t seen);
 
 // Pure parts (kernel/tests/test_activation.c).
 void act_pool_init(struct act_pool *p, uint64_t *bits, uint32_t size);

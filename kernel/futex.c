@@ -2,18 +2,20 @@
 //
 // A waiter is nothing but a blocked vproc whose (wait_kind, wait_key) is
 // (WAIT_FUTEX, key) and whose wait_deadline is the caller's absolute
-// deadline (docs/restart.md): no queue entry is allocated, so waiting
-// costs the kernel no memory, and a restart that forgets every wait
-// forgets these too. Waiters per environment are bounded by its vprocs
-// (ENV_MAX_VPROCS, one today): the threads of a program are user-level and
-// share their vproc, so a program cannot pile up kernel waiters.
+// deadline (docs/restart.md), or, for a program with the blocked upcall,
+// a blocked activation record with the same three (activation.c): no
+// queue entry is allocated, so waiting costs the kernel no memory beyond
+// the record's slot, and a restart that forgets every wait forgets these
+// too. Waiters per environment are bounded by its vprocs (ENV_MAX_VPROCS,
+// one today) plus its activation records (act_pool=, 64 by default).
 //
 // The key is the *physical* address of the word, so the same word seen
 // through two environments' mappings of one shared region (shm.c) is one
 // key. It is derived state: every rerun computes it afresh from the
 // caller's page table. While a vproc waits, the frame under its key cannot
-// be freed (its own environment cannot run to unmap it); after a restart
-// the rerun looks it up again.
+// be freed (its own environment cannot run to unmap it); a blocked record's
+// environment can, and then a later wake on a reused frame is a spurious
+// wakeup for it, which is legal. After a restart the rerun looks it up again.
 //
 // futex_wait follows the rewind rule: it compares, and if it must wait it
 // blocks and returns -ERESTART, so a wake, a timeout or a restart simply

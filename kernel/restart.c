@@ -6,7 +6,10 @@
 // small: clear every (wait_kind, wait_key, deadline), put every blocked
 // vproc on the run queue, and tell each environment that asked for it with
 // a *restarted* upcall (entry[ACT_RESTARTED], activation.c), whose runtime
-// then lets every thread it holds rerun its call. Each rerun computes its
+// then lets every thread it holds rerun its call. A blocked activation
+// record (a thread of a program with the blocked upcall) is the same
+// frame-plus-key: its key is dropped and the record is the program's again
+// (act_drop_waits), which the restarted upcall tells it. Each rerun computes its
 // key again and blocks again if it must, or completes if the world moved
 // on meanwhile. What a restart must never cause is a lost or a doubled
 // effect, and it cannot: a blocked call has had no effect yet.
@@ -101,6 +104,7 @@ void restart_run(void)
     uint64_t t0 = timer_ns();
     int dropped[WAIT_KINDS];
     int total = sched_drop_waits(dropped);
+    total += act_drop_waits(dropped);  // blocked records: waiters too
     int now, pending;
     upcall_all(&now, &pending);
     uint64_t ns = timer_ns() - t0;

@@ -43,6 +43,8 @@ struct vproc *vproc_new(struct env *env)
     v->act_disabled = false;
     v->act_resuming = ACT_NONE;
     v->act_restart_pending = false;
+    v->act_wake_pending = false;
+    v->act_idle = false;
     for (int i = 0; i < 4; i++)
         v->seg[i] = 0;          // a program starts with null DS, ES, FS, GS
     // The FPU state a program starts with: what fninit leaves, plus the
@@ -107,18 +109,22 @@ void sched_block(struct vproc *v, enum wait_kind kind, uint64_t key)
     v->wait_kind = kind;
     v->wait_key = key;
     // act_stats().blocked: what lets a program tell a call that really
-    // blocked from one that returned at once (docs/abi.md).
-    if (v->env->act)
+    // blocked from one that returned at once (docs/abi.md). An idle
+    // act_wait is no such call: act_stats().idle_waits counts those.
+    if (v->env->act && kind != WAIT_ACT)
         v->env->act->stats.blocked++;
     if (v->env && (unsigned)kind < sizeof(v->env->blocked) / sizeof(v->env->blocked[0]))
         v->env->blocked[kind]++;
 }
 
+// Waiters are blocked vprocs and, for programs with the blocked upcall,
+// blocked activation records (act_wake): the same (kind, key) either way.
 void sched_wake(enum wait_kind kind, uint64_t key)
 {
     for (struct vproc *v = all_vprocs; v; v = v->all_next)
         if (v->state == VP_BLOCKED && v->wait_kind == kind && v->wait_key == key)
             sched_make_runnable(v);
+    act_wake(kind, key, UINT64_MAX);
 }
 
 long sched_wake_n(enum wait_kind kind, uint64_t key, uint64_t n)
@@ -130,6 +136,8 @@ long sched_wake_n(enum wait_kind kind, uint64_t key, uint64_t n)
             woken++;
         }
     }
+    if ((uint64_t)woken < n)
+        woken += act_wake(kind, key, n - (uint64_t)woken);
     return woken;
 }
 
@@ -138,7 +146,12 @@ static uint64_t wait_deadline(const struct vproc *v)
 {
     if (v->wait_kind == WAIT_SLEEP)
         return v->wait_key;
-    return v->wait_kind == WAIT_FUTEX ? v->wait_deadline : 0;
+    return v->wait_kind == WAIT_FUTEX || v->wait_kind == WAIT_ACT ? v->wait_deadline : 0;
+}
+
+bool sched_deadline_passed(uint64_t deadline, uint64_t now)
+{
+    return deadline <= now;
 }
 
 void sched_tick(void)
@@ -150,9 +163,10 @@ void sched_tick(void)
             continue;
         if (!now)
             now = timer_ns();
-        if (deadline <= now)
+        if (sched_deadline_passed(deadline, now))
             sched_make_runnable(v);
     }
+    act_tick();                     // blocked records with a deadline
 }
 
 int sched_drop_waits(int dropped[WAIT_KINDS])
@@ -163,8 +177,12 @@ int sched_drop_waits(int dropped[WAIT_KINDS])
     for (struct vproc *v = all_vprocs; v; v = v->all_next) {
         if (v->state != VP_BLOCKED || v->wait_kind == WAIT_NONE)
             continue;       // WAIT_NONE: a fresh vproc not yet queued, not a waiter
-        dropped[v->wait_kind]++;
-        total++;
+        // An idle act_wait is no call of the program's: it reruns (and
+        // sees the restarted upcall) but is no waiter the line counts.
+        if (v->wait_kind != WAIT_ACT) {
+            dropped[v->wait_kind]++;
+            total++;
+        }
         sched_make_runnable(v);
     }
     return total;
@@ -239,6 +257,12 @@ static void seg_switch(struct cpu *c, struct vproc *v)
 void vproc_resume(struct vproc *v)
 {
     struct cpu *c = mycpu();
+    // Woken records of its environment are handed back when it next runs
+    // enabled (activation.c), unless it is about to rerun act_wait, whose
+    // result is the cheaper way; a hostile header kills it instead.
+    if (__builtin_expect(v->act_wake_pending, 0) && !v->act_disabled && !v->act_idle &&
+        act_deliver_unblocked(v) < 0)
+        schedule();
     c->vproc = v;
     v->state = VP_RUNNING;
     vm_switch(v->env->pml4);

@@ -20,7 +20,9 @@
 #define VEC_UPCALL  0x102       // built by activation.c: an upcall entry, rcx/r11 dead, sysret may return
 
 enum vproc_state { VP_RUNNABLE, VP_RUNNING, VP_BLOCKED, VP_DEAD };
-enum wait_kind { WAIT_NONE, WAIT_CHILD, WAIT_SLEEP, WAIT_FUTEX, WAIT_KINDS };
+// WAIT_ACT: the vproc idles in act_wait (activation.c) until a blocked
+// record of its environment is woken, an upcall it has not seen, or a deadline.
+enum wait_kind { WAIT_NONE, WAIT_CHILD, WAIT_SLEEP, WAIT_FUTEX, WAIT_ACT, WAIT_KINDS };
 
 struct env;
 
@@ -34,11 +36,13 @@ struct vproc {
     enum vproc_state state;
     enum wait_kind wait_kind;   // what a BLOCKED vproc is waiting for
     uint64_t wait_key;          // child id (or -1) / deadline in ns / futex key
-    uint64_t wait_deadline;     // WAIT_FUTEX: wake at this clock_ns() too (0: never)
+    uint64_t wait_deadline;     // WAIT_FUTEX, WAIT_ACT: wake at this clock_ns() too (0: never)
     int index;                  // in env->vprocs
     bool act_disabled;          // its scheduler runs: interrupts resume it directly
     int act_resuming;           // record being restored, or ACT_NONE (activation.c)
     bool act_restart_pending;   // a restart came while disabled: upcall once enabled (restart.c)
+    bool act_wake_pending;      // its environment has woken records to hand back (activation.c)
+    bool act_idle;              // blocked in act_wait: its rerun takes the woken record itself
     struct vproc *run_next;     // run queue
     struct vproc *all_next;     // every vproc, for wakeups
 };
@@ -59,6 +63,9 @@ void sched_block(struct vproc *v, enum wait_kind kind, uint64_t key);
 void sched_wake(enum wait_kind kind, uint64_t key);
 // Make runnable at most n vprocs blocked on (kind, key); how many.
 long sched_wake_n(enum wait_kind kind, uint64_t key, uint64_t n);
+// A wait with this deadline is over at `now` (never early: docs/restart.md);
+// for blocked vprocs and blocked activation records alike.
+bool sched_deadline_passed(uint64_t deadline, uint64_t now);
 // Timer tick: wake sleepers and timed futex waiters whose deadline has passed.
 void sched_tick(void);
 // Make every blocked vproc runnable at its rewound syscall, forgetting what

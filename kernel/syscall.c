@@ -11,7 +11,9 @@
 // instruction (rax still holds the number, the arguments are untouched).
 // When the vproc is woken it simply executes `syscall` again. No call keeps
 // a continuation in the kernel, and a call that completes has had its whole
-// effect at one instant.
+// effect at one instant. For a program with the blocked upcall, that same
+// rewound frame goes into an activation record which waits instead of the
+// vproc (act_syscall_exit): one place for every blocking call.
 #include "abi.h"
 #include "activation.h"
 #include "cmdline.h"
@@ -256,6 +258,7 @@ static const syscall_fn syscalls[SYS_COUNT] = {
     CALL(SYS_console_attach, sys_console_attach),
     CALL(SYS_console_wait, sys_console_wait),
     CALL(SYS_console_give, sys_console_give),
+    CALL(SYS_act_wait, sys_act_wait),
 };
 
 void syscall_dispatch(struct trapframe *tf)
@@ -278,6 +281,12 @@ void syscall_dispatch(struct trapframe *tf)
         tf->rip -= SYSCALL_INSN_LEN;    // rax still holds nr
     else
         tf->rax = (uint64_t)r;
+    // Activations, on the way out: a call that must wait becomes a blocked
+    // upcall (the record, rewound as above, takes the wait), and woken
+    // records are handed back (activation.c). Off the fast path.
+    if (__builtin_expect(v->state != VP_RUNNING || v->act_wake_pending, 0) &&
+        act_syscall_exit(v) < 0)
+        schedule();     // killed: a hostile header, or the record pool exhausted
     if (v->state == VP_RUNNING && sysret_safe(tf))
         user_return_sysret(tf);    // the same vproc goes on: nothing to switch
     if (v->state == VP_RUNNING)

@@ -166,12 +166,14 @@ static void settle_judges_the_syscall_instruction(struct ktest *t)
     static struct vproc v;
     static struct env e;
     static struct act_header header;
+    static struct act_slot slots[4];
     static struct {
         struct act_env a;
         uint64_t bits[1];
     } s;
     act_pool_init(&s.a.pool, s.a.bits, 4);
     s.a.header = &header;
+    s.a.slots[0] = slots;
     e.act = &s.a;
     v.env = &e;
 

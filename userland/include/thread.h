@@ -13,11 +13,14 @@
 //
 // One virtual processor: the runtime's own data is protected by a user flag
 // (an interrupt that lands inside the runtime is resumed at once), not by
-// atomic instructions. A blocking system call (wait, sleep_until) stops all
-// threads of the program; thread_sleep() and futex_wait() do not. After an
-// in-place restart (docs/restart.md) the kernel's restarted upcall makes
-// every waiting thread run its wait again: the runtime resumes the thread
-// whose call was rewound, and wakes every futex waiter.
+// atomic instructions. A blocking system call (wait, sleep_until,
+// futex_wait, made directly or through futex_wait() below) stops only its
+// own thread: the kernel hands the runtime the thread's record in a
+// *blocked* upcall and gives it back, woken, in an *unblocked* one;
+// resuming it reruns the call (scheduler activations). With nothing to
+// run, the vproc waits in act_wait. After an in-place restart
+// (docs/restart.md) the restarted upcall hands every record back at once:
+// every waiting thread runs its call again.
 #ifndef THREAD_H
 #define THREAD_H
 #include <stdint.h>
@@ -63,15 +66,13 @@ void cond_signal(struct cond *c);
 void cond_broadcast(struct cond *c);
 
 // Futexes for threads. futex_wait parks only the calling thread while
-// *word == expected (the program's other threads run on; the kernel is
-// asked only when no thread can run). It returns 0 once woken, which may be
-// spurious (a restart wakes every waiter: loop on your own condition),
-// -EAGAIN if *word != expected at the call, -ETIMEDOUT at the absolute
-// deadline (FUTEX_NO_DEADLINE: none), -EINVAL for an unaligned word, or
-// the kernel's error for a word it refuses (docs/abi.md). The word may be
-// in a shared region: a waiter in another environment is woken through the
-// kernel, and this program notices a change made from elsewhere within a
-// tick even while its other threads run.
+// *word == expected (the kernel's futex_wait, made a blocked upcall: the
+// program's other threads run on). It returns 0 once woken (loop on your
+// own condition: a wake need not mean it holds), -EAGAIN if *word !=
+// expected at the call, -ETIMEDOUT at the absolute deadline
+// (FUTEX_NO_DEADLINE: none), -EINVAL for an unaligned word, or the
+// kernel's error for a word it refuses (docs/abi.md). The word may be in a
+// shared region: waiters in this and other environments are woken alike.
 int futex_wait(const volatile uint32_t *word, uint32_t expected, uint64_t deadline_ns);
 // Wake up to n waiters on word: this program's first, then (through the
 // kernel) other environments'. How many were woken.
@@ -99,7 +100,10 @@ struct thread_stats {
     uint32_t limit;             // the most threads thread_create allows
     uint64_t restarts;          // restarted upcalls received (docs/restart.md)
     uint64_t futex_waits;       // futex_wait calls that parked their thread
-    uint64_t futex_sleeps;      // times the vproc waited in the kernel's futex_wait
+    uint64_t futex_sleeps;      // idle waits while a thread waited in futex_wait
+    uint64_t blocked;           // blocked upcalls: a thread's call waits in the kernel
+    uint64_t unblocked;         // its record handed back (unblocked upcall or act_wait)
+    uint64_t idle_waits;        // act_wait calls: no thread could run
 };
 void thread_get_stats(struct thread_stats *s);
 
@@ -116,4 +120,8 @@ struct act_stats;
 void act_resume(struct act_record *rec) __attribute__((noreturn));
 long act_enable(void);
 long act_stats(struct act_stats *out);
+// The restartable idle call: a woken record handed back (its address), or
+// 0 once an unblocked/restarted upcall later than `seen_seq` came or the
+// deadline (0: none) passed; meanwhile the vproc waits (docs/abi.md).
+long act_wait(uint64_t deadline_ns, uint64_t seen_seq);
 #endif

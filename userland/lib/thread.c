@@ -57,26 +57,26 @@ void thread_wake_sleepers(void)
     }
 }
 
-// The next thread to run. With nothing runnable but sleepers or futex
-// waiters, the whole vproc waits in the kernel until one may go on (still
-// in the critical section, so a stray upcall just resumes); with nothing
-// at all, every thread waits for another: a deadlock, reported rather
-// than hung.
+// The next thread to run. With nothing runnable but sleepers or threads
+// whose calls wait in the kernel, the vproc waits in act_wait until one may
+// go on (still in the critical section, so a stray upcall just resumes or
+// leaves a note); with nothing at all, every thread waits for another: a
+// deadlock, reported rather than hung.
 static struct thread *pick_next(void)
 {
     for (;;) {
-        if (thread_sleepers)
-            thread_wake_sleepers();
-        if (thread_futexed || thread_restart_pending)
-            thread_poll_futexes();
+        // Read before looking: an upcall that changes what may run after
+        // this read makes the idle act_wait return at once.
+        uint64_t seen = thread_seen_seq;
+        thread_harvest();
         struct thread *t = queue_pop(&thread_runq);
         if (t)
             return t;
-        if (!thread_sleepers && !thread_futexed) {
+        if (!thread_sleepers && !thread_kblocked) {
             printf("thread: deadlock: all %u threads are blocked\n", alive);
             sys_exit(1);
         }
-        thread_idle_wait();
+        thread_idle_wait(seen);
     }
 }
 
@@ -114,6 +114,33 @@ static void thread_start(void)
     critical_leave();
     struct thread *self = thread_current;
     thread_exit(self->fn(self->arg));
+}
+
+// Where the vproc waits when an upcall handler finds no thread to run (all
+// blocked in the kernel, or asleep): not a thread, never queued; entered
+// afresh each time at the top of its own stack, in the critical section.
+static struct thread idle;
+static uint8_t idle_stack[8192] __attribute__((aligned(16)));
+
+static void idle_main(void)
+{
+    thread_switch_away();               // pick_next waits; idle is never resumed
+    for (;;)
+        ;
+}
+
+void thread_enter_idle(void)
+{
+    uint64_t *sp = (uint64_t *)(idle_stack + sizeof(idle_stack));
+    *--sp = 0;
+    *--sp = (uint64_t)idle_main;        // the parked-thread shape (thread_switch.S)
+    for (int i = 0; i < 6; i++)
+        *--sp = 0;
+    idle.state = T_RUNNING;
+    thread_current = &idle;
+    thread_counters.enables++;
+    thread_in_sched = 1;
+    uctx_enter_enabled((uint64_t)sp);
 }
 
 static uint64_t stack_base(struct thread *t)

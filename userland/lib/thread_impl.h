@@ -1,5 +1,5 @@
 // The runtime's private state, shared by thread.c, thread_sync.c,
-// thread_upcall.c and thread_switch.S.
+// thread_upcall.c, thread_block.c, thread_futex.c and thread_switch.S.
 #ifndef THREAD_IMPL_H
 #define THREAD_IMPL_H
 #include <revenant.h>
@@ -12,11 +12,16 @@
 #define THREAD_GUARD        0x1000UL        // unmapped page below each stack
 #define THREAD_STACK_AREA   0x0000600000000000UL
 
-enum thread_state { T_FREE, T_RUNNABLE, T_RUNNING, T_BLOCKED, T_SLEEPING, T_FUTEX, T_DEAD };
+// T_BLOCKED waits in the runtime (mutex, condition, join); T_KBLOCKED in the
+// kernel: its system call had to wait and the kernel holds its record
+// (a blocked upcall), until the record is handed back (thread_block.c).
+enum thread_state { T_FREE, T_RUNNABLE, T_RUNNING, T_BLOCKED, T_SLEEPING, T_KBLOCKED, T_DEAD };
 
 // A thread that is not running is saved in exactly one of two forms:
-//   rec != NULL   it was preempted: its state is the activation record the
-//                 kernel filled, and act_resume(rec) continues it;
+//   rec != NULL   it was preempted, or its system call blocked (T_KBLOCKED,
+//                 or handed back since): its state is the activation record
+//                 the kernel filled, and act_resume(rec) continues it (for a
+//                 blocked call: runs the call again);
 //   rec == NULL   it parked itself inside the runtime (yield, block, first
 //                 run): its callee-saved registers are pushed on its own
 //                 stack and `rsp` points at them (thread_switch.S).
@@ -31,11 +36,9 @@ struct thread {
     void *ret;
     struct thread *joiner;
     int joined;
-    uint64_t deadline;                  // T_SLEEPING, T_FUTEX: clock_ns() to wake at (T_FUTEX: 0 none)
-    const volatile uint32_t *futex_word;    // T_FUTEX: waiting while *futex_word == futex_expected
-    uint32_t futex_expected;
-    int futex_result;                   // what its futex_wait returns: 0 or -ETIMEDOUT
+    uint64_t deadline;                  // T_SLEEPING: clock_ns() to wake at
     unsigned long preemptions;
+    unsigned long kblocks;              // times its system calls blocked (blocked upcalls)
 };
 
 struct queue {
@@ -49,10 +52,19 @@ extern struct thread *thread_current;
 extern volatile uint8_t thread_in_sched;
 extern struct queue thread_runq;
 extern struct thread *thread_sleepers;
-extern struct thread *thread_futexed;   // T_FUTEX threads, unordered
-// A restarted upcall found the runtime busy: treat every wait as woken at
-// the next scheduling point (thread_futex.c).
-extern volatile uint8_t thread_restart_pending;
+extern struct thread *thread_kblocked;  // T_KBLOCKED threads, unordered
+// Left by upcalls for the next scheduling point (thread_harvest): the seq
+// of the last restarted upcall (every record blocked before it is back;
+// only ever raised, so one read takes it), and a record handed back while
+// the runtime was busy (its bit in the inbox, this flag taken with xchg).
+extern volatile uint64_t thread_restart_seq;
+extern volatile uint8_t thread_unblock_pending;
+// The seq of the last upcall the runtime took: an idle act_wait returns
+// at once if a later one changed what may run.
+extern volatile uint64_t thread_seen_seq;
+// The kernel hands back blocked records (ACT_BLOCKED / ACT_UNBLOCKED are
+// registered): a blocking system call parks only its thread.
+extern int thread_blocking;
 extern struct thread_stats thread_counters;
 
 static inline void critical_enter(void)
@@ -71,16 +83,26 @@ void queue_push(struct queue *q, struct thread *t);
 struct thread *queue_pop(struct queue *q);
 void thread_make_runnable(struct thread *t);
 void thread_wake_sleepers(void);
-// Futex waiters whose word changed or whose deadline passed become
-// runnable; a pending restart wakes them all (thread_futex.c).
-void thread_poll_futexes(void);
-// No thread is runnable, some wait on futexes or sleep: block the vproc in
-// the kernel until one of them may go on (thread_futex.c).
-void thread_idle_wait(void);
+// thread_block.c. In a critical section or an upcall handler:
+// park the current thread, whose call blocked in the kernel, with its record;
+void thread_park_blocked(struct act_record *rec);
+// note a record handed back while the runtime was busy;
+void thread_note_unblocked(struct act_record *rec);
+// make runnable every thread that may go on: sleepers whose deadline
+// passed, records handed back, everything after a restart;
+void thread_harvest(void);
+// nothing runnable: wait in act_wait (the kernel's restartable idle call)
+// until a record comes back, an upcall after `seen`, or the earliest
+// sleeper's deadline. Returns when there may be something to run.
+void thread_idle_wait(uint64_t seen);
+// A kernel call answered with something its contract rules out (docs/abi.md).
+void thread_contract_broken(const char *call, long r) __attribute__((noreturn));
 // Leave the current thread (already queued, blocked or dead) for the next
 // runnable one; returns when the current thread runs again. In a critical
 // section on entry; out of it on return.
 void thread_switch_away(void);
+// From an upcall handler with nothing runnable: wait in the idle context.
+void thread_enter_idle(void) __attribute__((noreturn));
 
 // thread_switch.S
 void uctx_switch(uint64_t *save_rsp, uint64_t load_rsp);
@@ -88,5 +110,7 @@ void uctx_switch_to_record(uint64_t *save_rsp, struct act_record *rec);
 void uctx_enter_enabled(uint64_t load_rsp) __attribute__((noreturn));
 void thread_upcall_entry(void);
 void thread_restarted_entry(void);
+void thread_blocked_entry(void);
+void thread_unblocked_entry(void);
 extern const char resume_tail_start[], resume_tail_end[];
 #endif

@@ -98,6 +98,28 @@ thread_restarted_entry:
     ud2
     .size thread_restarted_entry, . - thread_restarted_entry
 
+// entry[ACT_BLOCKED], the same way into thread_blocked.
+    .globl thread_blocked_entry
+    .type thread_blocked_entry, @function
+thread_blocked_entry:
+    xor %ebp, %ebp
+    and $-16, %rsp
+    call thread_blocked
+    ud2
+    .size thread_blocked_entry, . - thread_blocked_entry
+
+// entry[ACT_UNBLOCKED]: the record handed back comes in r10 (the fourth
+// argument, as for system calls); C wants it in rcx.
+    .globl thread_unblocked_entry
+    .type thread_unblocked_entry, @function
+thread_unblocked_entry:
+    xor %ebp, %ebp
+    and $-16, %rsp
+    mov %r10, %rcx
+    call thread_unblocked
+    ud2
+    .size thread_unblocked_entry, . - thread_unblocked_entry
+
 // A fresh thread's first "return": thread_start(void) in thread.c finds its
 // function through thread_current.
 
@@ -114,5 +136,6 @@ thread_restarted_entry:
 ACTCALL act_resume, SYS_act_resume
 ACTCALL act_enable, SYS_act_enable
 ACTCALL act_stats,  SYS_act_stats
+ACTCALL act_wait,   SYS_act_wait
 
     .section .note.GNU-stack, "", @progbits

@@ -7,7 +7,7 @@
 // a program whose threads all wait sleeps in the kernel's futex_wait.
 // Under restarts (docs/restart.md) every wait is dropped and rerun; the
 // total must still be exact:
-//   futex_count: env <role> threads=<n> restarts=<n> futex_waits=<n> futex_sleeps=<n>
+//   futex_count: env <role> threads=<n> restarts=<n> futex_waits=<n> futex_sleeps=<n> us=<n>
 //   futex_count: total=<n> want=<n>              (the parent, at the end)
 // Exits 0 iff the total is exact (the parent also needs the child's 0).
 #include <revenant.h>
@@ -46,6 +46,7 @@ static void *add(void *arg)
 static void run(const char *role, long n)
 {
     struct thread *t[MAX_THREADS];
+    uint64_t t0 = (uint64_t)sys_clock_ns();
     for (long i = 1; i < n; i++)
         if (thread_create(&t[i], add, NULL) < 0)
             printf("futex_count: FAIL thread_create %ld\n", i);
@@ -54,9 +55,9 @@ static void run(const char *role, long n)
         thread_join(t[i], NULL);
     struct thread_stats st;
     thread_get_stats(&st);
-    printf("futex_count: env %s threads=%ld restarts=%lu futex_waits=%lu futex_sleeps=%lu\n", role,
-           n, (unsigned long)st.restarts, (unsigned long)st.futex_waits,
-           (unsigned long)st.futex_sleeps);
+    printf("futex_count: env %s threads=%ld restarts=%lu futex_waits=%lu futex_sleeps=%lu us=%lu\n",
+           role, n, (unsigned long)st.restarts, (unsigned long)st.futex_waits,
+           (unsigned long)st.futex_sleeps, (unsigned long)(((uint64_t)sys_clock_ns() - t0) / 1000));
 }
 
 static int child(long threads)

@@ -30,6 +30,8 @@
 //   futex_wait  the deadline is in the past or at most 1 ms ahead, never 0
 //             (none): a word that happens to hold `expected` would block
 //             the fuzzer for good.
+//   act_wait  likewise: its deadline is the only thing that ends the wait
+//             of a program with nothing blocked (`seen` is as it comes).
 //   spawn_shared  the name as for spawn; the handles are whatever comes.
 //   shm_map, shm_unmap, shm_close, shm_create, futex_wake: as they come
 //             (shm_map never maps over anything, the limits bound the rest).
@@ -198,6 +200,9 @@ static long one_call(uint64_t nr, uint64_t a[6])
         break;
     case SYS_console_wait:
         a[1] = near_deadline();
+        break;
+    case SYS_act_wait:
+        a[0] = near_deadline();
         break;
     case SYS_cmdline:
         a[0] = safe_dst(a[0], a[1]);
