@@ -71,10 +71,17 @@ static uint64_t earliest_deadline(void)
     return best == UINT64_MAX ? 0 : best;
 }
 
+// Waiters the kernel cannot watch with one futex_wait: on several words, or
+// on one word with different expected values (ipc.c's senders and answer
+// waiters on one slot). The poll before the idle wait wakes every waiter
+// whose word moved, but the word may move between two of its reads; the
+// kernel then sleeps on the first waiter's value while another's wake has
+// already come and gone.
 static int several_words(void)
 {
     for (struct thread *t = thread_futexed; t; t = t->next)
-        if (t->futex_word != thread_futexed->futex_word)
+        if (t->futex_word != thread_futexed->futex_word ||
+            t->futex_expected != thread_futexed->futex_expected)
             return 1;
     return 0;
 }
