@@ -238,13 +238,15 @@ class Experiment:
                         raise           # not the guest's end racing the command
             result = m.wait(120)
             lines = m.console.lines()
-            t.final_loaded = self.final_line(lines)
+            # What the original showed before the save and what the loaded one showed after it
+            # are one boot's output (a line may be cut in two, the final line may precede the
+            # save): the final line is looked for in both, and one banner means no reboot.
+            whole = before + m.console.text()
+            t.final_loaded = self.final_line(whole.splitlines())
             nmi = [r for r in kernel_restarts(lines) if r.by == "nmi"]
             t.restarted = bool(nmi)
             t.dropped_futex = sum(r.futex for r in nmi)
-            # What the original showed before the save and what the loaded one showed after it
-            # are one boot's output (a line may be cut in two): one banner, or it rebooted.
-            banners = (before + m.console.text()).count(BANNER)
+            banners = whole.count(BANNER)
             if banners != 1:
                 t.why = f"the kernel's banner came {banners} times: the loaded machine booted again"
             elif result.status != 33:
