@@ -163,7 +163,8 @@ def iso(c, append=""):
 
 
 @task(help={"quick": "small N (seconds instead of minutes)", "out": "JSON output path",
-            "only": "comma-separated sections: boot,harness,snapshot,syscall,activation,uswitch"})
+            "only": "comma-separated sections: boot,harness,snapshot,syscall,activation,uswitch,"
+                    "ipc,futex,restart"})
 @_clean_errors
 def bench(c, quick=False, out="build/bench.json", only=""):
     """Run the benchmarks; a verdict per figure against its target; exit 1 on a miss."""

@@ -141,3 +141,26 @@ def test_restarts_under_exact_icount_repeat_the_request_count(run):
         r.assert_sane()
         lines.append(assert_exact(r)["line"])
     assert lines[0] == lines[1] and re.search(r"checksum=[0-9a-f]{16}$", lines[0]), lines
+
+
+# ------------------------------------------------------------- the benchmarks' programs
+
+def test_the_ipc_and_restart_benchmarks_print_results_the_bench_reads(run):
+    # invoke bench runs them large (bench ipc, futex, restart); here they must simply work.
+    from toolchain.linuxpeer import parse_results
+
+    r = run("run=bench_ipc:200", timeout=60)
+    r.assert_sane()
+    res = parse_results("\n".join(r.lines))
+    assert {"ipc_rr", "futex_pp"} <= set(res) and res["ipc_rr"]["iters"] == 200, res
+    assert 0 < res["futex_pp"]["tsc_per_iter"] < res["ipc_rr"]["tsc_per_iter"], res
+    r = run("hz=1000 restart_every=5 run=bench_restart:62:10", timeout=60)
+    r.assert_sane()
+    res = parse_results("\n".join(r.lines))
+    assert res["restart_gap"]["iters"] == 10 and res["restart_gap"]["tsc_per_iter"] > \
+        res["tick_gap"]["tsc_per_iter"], res
+    # Each restart found the 62 children and init blocked: 63 waiters dropped, 62 of them futex.
+    full = [x for x in kernel_restarts(r.lines) if x.dropped == 63]
+    assert len(full) >= 5 and all(x.futex == 62 and x.child == 1 for x in full), kernel_restarts(r.lines)[:3]
+    done = r.fields(r"^bench_restart: ")
+    assert done["children"] == 62 and done["ended_badly"] == 0 and r.status == EXIT_OK, done

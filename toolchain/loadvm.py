@@ -211,9 +211,10 @@ class Experiment:
                 before = m.console.text()
                 t.booted_at_save = READY in m.console.lines()
                 t.save_job_ms = round(m.qmp.snapshot_save(TAG, resume=True).job_ms, 3)
-            except RevenantError:
+            except RevenantError as err:
                 if m.wait_until_exit(2.0):
-                    t.verdict, t.why = "late", f"the original ended during the save at {t.save_ms} ms"
+                    t.verdict, t.why = "late", (f"the original ended during the save at {t.save_ms} ms "
+                                                f"({err.summary})")
                     return ""
                 raise
             result = m.wait(120)
