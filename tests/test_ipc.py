@@ -154,13 +154,15 @@ def test_the_ipc_and_restart_benchmarks_print_results_the_bench_reads(run):
     res = parse_results("\n".join(r.lines))
     assert {"ipc_rr", "futex_pp"} <= set(res) and res["ipc_rr"]["iters"] == 200, res
     assert 0 < res["futex_pp"]["tsc_per_iter"] < res["ipc_rr"]["tsc_per_iter"], res
-    r = run("hz=1000 restart_every=5 run=bench_restart:62:10", timeout=60)
+    # Exact icount: every restart finds the children blocked again (under plain TCG on a loaded
+    # host their 63 reruns can outlast the 5 ms between restarts).
+    r = run("hz=1000 restart_every=5 run=bench_restart:62:10", timeout=60, extra_args=ICOUNT_EXACT)
     r.assert_sane()
     res = parse_results("\n".join(r.lines))
     assert res["restart_gap"]["iters"] == 10 and res["restart_gap"]["tsc_per_iter"] > \
         res["tick_gap"]["tsc_per_iter"], res
     # Each restart found the 62 children and init blocked: 63 waiters dropped, 62 of them futex.
     full = [x for x in kernel_restarts(r.lines) if x.dropped == 63]
-    assert len(full) >= 5 and all(x.futex == 62 and x.child == 1 for x in full), kernel_restarts(r.lines)[:3]
+    assert len(full) >= 10 and all(x.futex == 62 and x.child == 1 for x in full), kernel_restarts(r.lines)[:3]
     done = r.fields(r"^bench_restart: ")
     assert done["children"] == 62 and done["ended_badly"] == 0 and r.status == EXIT_OK, done
