@@ -12,7 +12,6 @@ test_restart.py) the producer/consumer ring.
 from __future__ import annotations
 
 import random
-import re
 import shutil
 import time
 
@@ -113,7 +112,7 @@ def run_under_nmis(boot, append: str, prog: str, seed: int) -> tuple:
 
 
 def test_host_nmis_at_random_instants_lose_and_double_no_request(boot):
-    r, restarts = run_under_nmis(boot, "hz=1000 run=reqresp:20000:2:2:16:4", "reqresp", seed=433)
+    r, restarts = run_under_nmis(boot, "hz=1000 run=reqresp:8000:2:2:16:4", "reqresp", seed=433)
     v = assert_exact(r)
     assert sum(x.futex for x in restarts) >= 3, f"futex waiters dropped: {sum(x.futex for x in restarts)}"
     assert min(s["restarts"] for s in [v["server"], *v["clients"]]) >= 5, v
@@ -130,17 +129,6 @@ def test_host_nmis_at_random_instants_keep_the_futex_counter_exact(boot):
     sides = [r.fields(rf"^futex_count: env {role} ") for role in ("parent", "child")]
     assert min(s["restarts"] for s in sides) >= 20 and sum(s["futex_waits"] for s in sides) > 0, sides
     assert r.status == EXIT_OK
-
-
-def test_restarts_under_exact_icount_repeat_the_request_count(run):
-    # Under exact icount a run is a fixed amount of guest work: the same requests, the same
-    # final line, restarts or not.
-    lines = []
-    for every in ("", "restart_every=1 "):
-        r = run(f"hz=1000 {every}run=reqresp:1000:1:2:4:3", timeout=60, extra_args=ICOUNT_EXACT)
-        r.assert_sane()
-        lines.append(assert_exact(r)["line"])
-    assert lines[0] == lines[1] and re.search(r"checksum=[0-9a-f]{16}$", lines[0]), lines
 
 
 # ------------------------------------------------------------- the benchmarks' programs
