@@ -31,7 +31,12 @@
 #define SYS_shm_unmap   19  // (va) -> 0
 #define SYS_shm_close   20  // (handle) -> 0
 #define SYS_spawn_shared 21 // (name, argv, argc, handles, nhandles) -> env id
-#define SYS_COUNT       22
+// Console input (docs/restart.md, "Input is state too"); numbered from 32 so
+// that calls added on other branches meanwhile (22..31) do not collide.
+#define SYS_console_attach 32   // (&struct console_ring, size) -> 0       the console holder only
+#define SYS_console_wait   33   // (seen_head, deadline_ns or 0) -> head    blocking, restartable
+#define SYS_console_give   34   // (child id, or 0: the next child spawned) -> 0
+#define SYS_COUNT       35
 
 #define EPERM        1
 #define ENOENT       2
@@ -44,6 +49,7 @@
 #define ENOMEM      12
 #define EFAULT      14
 #define EBUSY       16  // shm_map: this handle's region is mapped already
+#define ENODEV      19  // console_attach: no interrupt route for console input
 #define EINVAL      22
 #define ENOSPC      28  // shm: the environment's region or byte limit
 #define ENAMETOOLONG 36
@@ -79,6 +85,16 @@
 #define SHM_BYTES_MAX    (4UL << 20)    // bytes of regions one environment holds
 // The handle a child finds for the i-th region spawn_shared handed it.
 #define SHM_GIVEN(i)     ((1L << 8) | (i))
+
+// Console input: a ring in the reader's own memory that the kernel appends
+// received bytes to (docs/abi.md). head and tail count bytes since
+// console_attach and wrap at 2^32; byte n is data[n % size]. The kernel
+// writes head (after the bytes) and size and never trusts either back; it
+// reads only tail, and refuses a tail that is ahead of head or more than
+// size behind it.
+#define CONSOLE_RING_MIN   16           // data bytes; a power of two in MIN..MAX
+#define CONSOLE_RING_MAX   65536
+#define CONSOLE_NEXT_CHILD 0            // console_give: to the caller's next spawn
 
 // The user address space. The kernel's memlayout.h may define the same
 // names; these guards keep one definition.
@@ -175,6 +191,16 @@ struct act_stats {
     uint64_t blocked;           // times a vproc really blocked in wait/sleep_until/futex_wait (stopped, call rewound)
 };
 
+// The header of a console ring, 16-byte aligned; the data follows it.
+struct console_ring {
+    uint32_t head;              // bytes the kernel appended                kernel
+    uint32_t tail;              // bytes the reader consumed                reader
+    uint32_t size;              // capacity (console_attach's size)         kernel
+    uint32_t reserved;          // 0                                        kernel
+    uint8_t data[];
+};
+
+_Static_assert(sizeof(struct console_ring) == 16, "console_ring layout");
 _Static_assert(sizeof(struct act_record) == ACT_RECORD_SIZE, "act_record layout");
 _Static_assert(__builtin_offsetof(struct act_record, reason) == 160, "act_record layout");
 _Static_assert(__builtin_offsetof(struct act_header, pool_size) == 80, "act_header layout");

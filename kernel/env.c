@@ -9,6 +9,7 @@
 #include <limits.h>
 #include "abi.h"
 #include "activation.h"
+#include "console.h"
 #include "cpu.h"
 #include "elf.h"
 #include "env.h"
@@ -170,6 +171,7 @@ int env_spawn(const char *name, const uint8_t *image, uint64_t len, int argc,
 // Common end of an environment, however it ends.
 static void env_end(struct env *e, int status)
 {
+    console_env_ended(e);   // its ring goes with it; the console goes back to init
     act_env_destroy(e);     // prints its stats line, if the program used activations
     for (int i = 0; i < e->nvprocs; i++)
         vproc_destroy(e->vprocs[i]);

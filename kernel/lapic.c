@@ -50,6 +50,11 @@ void lapic_init(void)
     lapic_timer_stop();
 }
 
+uint32_t lapic_id(void)
+{
+    return lapic_read(LAPIC_ID) >> 24;
+}
+
 void lapic_eoi(void)
 {
     lapic_write(LAPIC_EOI, 0);

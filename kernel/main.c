@@ -3,6 +3,7 @@
 #include "activation.h"
 #include "bootinfo.h"
 #include "cmdline.h"
+#include "console.h"
 #include "cpu.h"
 #include "crash.h"
 #include "env.h"
@@ -104,6 +105,7 @@ void kmain(int protocol, uint64_t info)
     act_init(cmdline_ulong("act_pool"));
     timer_init(cmdline_ulong("hz"));
     restart_init();
+    console_init();
     kprintf("revenant: ready\n");
 
     const char *how = cmdline_get("crash");

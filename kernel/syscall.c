@@ -15,6 +15,7 @@
 #include "abi.h"
 #include "activation.h"
 #include "cmdline.h"
+#include "console.h"
 #include "cpu.h"
 #include "env.h"
 #include "futex.h"
@@ -172,6 +173,8 @@ static long sys_spawn(uint64_t name_uva, uint64_t argv_uva, uint64_t argc)
     if (r == 0)
         r = env_spawn(name, img->data, img->len, (int)argc, args, env_current()->id);
     kfree(strings);
+    if (r > 0)
+        console_spawned(env_current(), (int)r);     // console_give(CONSOLE_NEXT_CHILD)
     return r;
 }
 
@@ -250,6 +253,9 @@ static const syscall_fn syscalls[SYS_COUNT] = {
     CALL(SYS_shm_unmap, sys_shm_unmap),
     CALL(SYS_shm_close, sys_shm_close),
     CALL(SYS_spawn_shared, sys_spawn_shared),
+    CALL(SYS_console_attach, sys_console_attach),
+    CALL(SYS_console_wait, sys_console_wait),
+    CALL(SYS_console_give, sys_console_give),
 };
 
 void syscall_dispatch(struct trapframe *tf)

@@ -1,6 +1,7 @@
 // The IDT and the C side of trap handling.
 #include <stdint.h>
 #include "activation.h"
+#include "console.h"
 #include "cpu.h"
 #include "env.h"
 #include "gdt.h"
@@ -136,6 +137,9 @@ void trap(struct trapframe *tf)
     case T_TIMER:
         tick();
         return;
+    case T_COM1:
+        console_irq();
+        return;
     case T_SPURIOUS:
         return;     // no EOI for spurious LAPIC interrupts, by definition
     default:
@@ -182,6 +186,8 @@ void trap_user(struct trapframe *tf)
             sched_make_runnable(v);     // preempted: to the back of the queue
             schedule();
         }
+    } else if (tf->vector == T_COM1) {
+        console_irq();                  // bytes into the reader's ring; v goes on
     } else if (tf->vector != T_SPURIOUS && !stray_pic(tf->vector)) {
         panic_trap(tf, "unexpected interrupt (vector %lu, rip 0x%016lx)", tf->vector, tf->rip);
     }

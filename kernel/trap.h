@@ -34,6 +34,7 @@ enum {
 };
 
 #define T_TIMER     32      // LAPIC timer
+#define T_COM1      36      // COM1 receive: ISA IRQ 4 through the I/O APIC (console.c)
 #define T_SPURIOUS  0xff    // LAPIC spurious vector
 #define T_PIC_BASE  0xf0    // legacy PIC, remapped out of the way and masked
 

@@ -18,6 +18,7 @@ import time
 import pytest
 
 from test_restart import ICOUNT_EXACT, kernel_without_the_rewind
+from toolchain import paths
 from toolchain.ipc import reqresp_exact, reqresp_verdict
 from toolchain.restart import kernel_restarts
 from toolchain.runlog import EXIT_FAIL, EXIT_OK, RunLog
@@ -72,7 +73,7 @@ def test_every_request_is_answered_exactly_once_across_restarts_every_few_ms(run
 def test_without_the_rewind_request_response_fails(run, kernel_elf):
     # The same run on a kernel whose dispatcher never moves rip back onto `syscall`: a dropped
     # futex_wait "returns" 15 (its own number), which the runtime refuses to build on.
-    patched = kernel_without_the_rewind(kernel_elf, "kernel-norewind-ipc.elf")
+    patched = kernel_without_the_rewind(kernel_elf, paths.BUILD / "kernel-norewind-ipc.elf")
     r = run(f"hz=1000 restart_every=1 run=reqresp:{REQUESTS}:2:2:16:4", timeout=60, kernel=patched,
             extra_args=ICOUNT_SLOW)
     assert r.status == EXIT_FAIL, r.where()

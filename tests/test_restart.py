@@ -184,9 +184,10 @@ def test_an_nmi_frame_is_scrubbed_before_another_program_runs(boot, kernel_elf):
 
 # ------------------------------------------------------- the rewind is load-bearing
 
-def kernel_without_the_rewind(elf: Path, name: str = "kernel-norewind.elf") -> Path:
-    """A copy of the kernel (build/<name>) whose syscall_dispatch never moves rip back onto
-    `syscall`: the one `subq $0x2, 0x88(%reg)` (tf->rip -= 2) replaced by NOPs."""
+def kernel_without_the_rewind(elf: Path, out: Path = paths.BUILD / "kernel-norewind.elf") -> Path:
+    """A copy of the kernel whose syscall_dispatch never moves rip back onto `syscall`:
+    the one `subq $0x2, 0x88(%reg)` (tf->rip -= 2) replaced by NOPs.  Written to `out` (a
+    test module of its own gives its own path: modules run in parallel)."""
     dump = subprocess.run(["objdump", "-d", "--insn-width=16", "--disassemble=syscall_dispatch", str(elf)],
                           capture_output=True, text=True, check=True).stdout
     hits = [line for line in dump.splitlines() if "sub" in line and "$0x2,0x88(" in line]
@@ -203,7 +204,6 @@ def kernel_without_the_rewind(elf: Path, name: str = "kernel-norewind.elf") -> P
         else:
             pytest.fail(f"{vaddr:#x} is in no loadable segment of {elf}")
     data[off:off + length] = b"\x90" * length
-    out = paths.BUILD / name
     out.write_bytes(bytes(data))
     return out
 

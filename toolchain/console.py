@@ -298,6 +298,23 @@ class Console:
                     return self._exit
                 self._wait_locked(deadline, idle_timeout, "waiting for the machine to power off", timeout)
 
+    def wait_banner(self, timeout: Optional[float] = 30.0) -> None:
+        """Return once the kernel's banner line has appeared (at any time: the cursor does not
+        move); the failures and timeouts of ``expect``.  ``timeout`` None: no limit."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._banners == 0:
+                if self._failure is not None:
+                    self._wait_failure_complete_locked(time.monotonic() + self.panic_grace)
+                    raise self._failure_error(f"while waiting for {BANNER!r}")
+                if self._closed:
+                    raise GuestFailure(self._message(f"output ended before {BANNER!r} appeared "
+                                                     f"({self._exit_desc()})"), log_path=self.log_path)
+                if deadline is None:
+                    self._cond.wait()
+                else:
+                    self._wait_locked(deadline, None, f"waiting for {BANNER!r}", timeout or 0.0)
+
     def check(self) -> None:
         """Raise the pending failure (if any) without waiting."""
         with self._cond:

@@ -8,6 +8,12 @@
 * the serial port (``-serial stdio``) is read by one thread that tees it into a
   per-run log under build/logs/ (kept, path in ``machine.log_path``), feeds a
   ``Console`` (expect / failure markers) and optionally echoes to the terminal;
+* the serial port's input is QEMU's stdin, a pipe: ``send(text)`` writes to it, once the
+  kernel's banner shows its UART is set up (enabling the 16550's FIFOs empties them, so a
+  byte that came earlier would be lost).  QEMU's 16550 takes a byte from the pipe only when
+  it has room, and the kernel reads the UART only when a reader's ring has room
+  (docs/restart.md, "Input is state too"), so what is sent waits in the pipe until the guest
+  reads it: ``send`` blocks while the pipe is full, up to its timeout;
   QEMU's stderr goes to ``<log>.stderr`` through a second reader thread that also
   watches it for QEMU's internal-error state (``KVM internal error ... emulation
   failure``: the guest would stay paused forever) and fails the run with one line;
@@ -40,7 +46,7 @@ from typing import IO, TYPE_CHECKING, Callable, Dict, List, Optional, Union
 
 from . import paths
 from .console import Console, ExitResult, Match, PatternLike, decode_exit
-from .errors import KernelImageError, OverallTimeout, QMPError, RevenantError, ToolMissing
+from .errors import GuestFailure, KernelImageError, OverallTimeout, QMPError, RevenantError, ToolMissing
 
 if TYPE_CHECKING:  # pragma: no cover
     from .qmp import QMP
@@ -315,6 +321,7 @@ class Machine:
         self._log_file: Optional[IO[bytes]] = None
         self._stderr_file: Optional[IO[bytes]] = None
         self._stderr_reader: Optional[threading.Thread] = None
+        self._send_lock = threading.Lock()
 
     # ----------------------------------------------------------------- argv
     def argv(self) -> List[str]:
@@ -391,12 +398,14 @@ class Machine:
         for hook in START_HOOKS:
             hook(self)
         try:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=subprocess.PIPE, start_new_session=True,
                                          close_fds=True, bufsize=0)
         except OSError as exc:
             self._close_files()
             raise ToolMissing(f"cannot run {argv[0]}: {exc.strerror}; {INSTALL_HINT}") from None
+        assert self.proc.stdin is not None
+        os.set_blocking(self.proc.stdin.fileno(), False)   # send() waits with select, bounded
         with _live_lock:
             _live[self.proc.pid] = self
         self._stderr_reader = threading.Thread(target=self._read_stderr, name=f"stderr-{self.run_id}",
@@ -495,6 +504,9 @@ class Machine:
                 self._reader.join(timeout=10)
             if self.proc.returncode is None:
                 self.proc.wait(timeout=10)
+            with self._send_lock:
+                if self.proc.stdin is not None and not self.proc.stdin.closed:
+                    self.proc.stdin.close()
         self._close_files()
         self.pidfile.unlink(missing_ok=True)
         if self.qmp_socket is not None and self.qmp_socket.is_socket():
@@ -585,6 +597,45 @@ class Machine:
         """Ask QEMU to exit over QMP (exit 0 is then *not* a reset) and wait for it."""
         self.qmp.quit(timeout=timeout)
         return self.wait(timeout)
+
+    def send(self, text: Union[str, bytes], timeout: Optional[float] = 10.0) -> None:
+        """Type ``text`` (UTF-8) into the guest's serial port: all of it, in order.
+
+        Waits first for the kernel's banner (the UART is set up), then writes to QEMU's stdin
+        pipe.  The guest takes bytes only as fast as a reader makes room (flow control: none is
+        dropped), so this blocks while the pipe (64 KiB) is full; ``OverallTimeout`` if it
+        could not write everything within ``timeout`` seconds (None: no limit), ``GuestFailure``
+        (or the console's own failure) if the machine ended first.  Thread-safe: concurrent
+        sends do not interleave.
+        """
+        data = text.encode() if isinstance(text, str) else bytes(text)
+        if self.proc is None or self.proc.stdin is None:
+            raise RevenantError("machine not started")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self.console.wait_banner(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        with self._send_lock:
+            if self.proc.stdin.closed:
+                raise RevenantError("machine closed: nothing can be sent to it")
+            fd = self.proc.stdin.fileno()
+            view = memoryview(data)
+            while view:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise OverallTimeout(self.console.describe(
+                        f"the guest took {len(data) - len(view)} of {len(data)} bytes sent in "
+                        f"{timeout:g} s (is a reader attached, and does it empty its ring?)"),
+                        log_path=self.log_path)
+                # Writable, or the pipe's other end closed (QEMU exited): write tells which.
+                select.select([], [fd], [], left)
+                try:
+                    view = view[os.write(fd, view):]
+                except BlockingIOError:
+                    continue
+                except (BrokenPipeError, OSError):
+                    self.console.check()
+                    raise GuestFailure(self.console.describe(
+                        f"QEMU exited with {len(view)} of {len(data)} bytes not sent"),
+                        log_path=self.log_path) from None
 
     def stderr_text(self) -> str:
         try:

@@ -5,13 +5,20 @@ a command line the kernel would reject, ``--socket``/``--disk`` without ``--qmp`
 is not qcow2 or whose directory does not exist, ``--kvm`` without /dev/kvm.  The terminal shows
 the kernel's lines in plain words (toolchain/narrate.py; ``--raw`` shows them as they are), then
 what the run showed, the serial log's path and one specific verdict line.
+
+What is typed goes to the guest's serial port (``InputForwarder``): a line at a time from a
+terminal, which stays in its ordinary mode (it echoes what is typed, Ctrl-C still ends the
+run); whatever a pipe or file on stdin holds; nothing from /dev/null, a closed stdin or a
+terminal this process does not have in the foreground.
 """
 from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,6 +125,58 @@ def interactive_config(options: RunOptions) -> MachineConfig:
     return cfg
 
 
+class InputForwarder:
+    """Forward what arrives on ``fd`` (stdin) to ``machine.send`` until end of input, the
+    machine's end, or ``stop()``.  A thread of its own, reading with ``os.read`` (not
+    ``sys.stdin``, whose lock a daemon thread would hold at exit), and woken by a pipe."""
+
+    def __init__(self, machine: Machine, fd: int = 0) -> None:
+        self.machine = machine
+        self.fd = fd
+        self.forwarded = 0
+        self._stop_r, self._stop_w = os.pipe()
+        self._thread = threading.Thread(target=self._run, name="stdin-forward", daemon=True)
+
+    def readable(self) -> bool:
+        """stdin is open, and is not a terminal whose foreground is some other process group
+        (reading it from the background would stop this process with SIGTTIN)."""
+        try:
+            os.fstat(self.fd)
+            return not os.isatty(self.fd) or os.tcgetpgrp(self.fd) == os.getpgrp()
+        except OSError:
+            return False
+
+    def start(self) -> "InputForwarder":
+        if self.readable():
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            while True:
+                ready, _, _ = select.select([self.fd, self._stop_r], [], [])
+                if self._stop_r in ready:
+                    return
+                data = os.read(self.fd, 4096)
+                if not data:
+                    return                  # end of input: Ctrl-D, /dev/null, the pipe's end
+                self.machine.send(data, timeout=None)
+                self.forwarded += len(data)
+        except (OSError, ValueError, RevenantError):
+            return                          # the machine ended (or stdin went away)
+
+    def stop(self) -> None:
+        try:
+            os.write(self._stop_w, b"x")
+        except OSError:
+            pass
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
+        if not self._thread.is_alive():
+            for fd in (self._stop_r, self._stop_w):
+                os.close(fd)
+
+
 def run_interactive(options: RunOptions) -> ExitResult:
     """Boot, stream the console, wait for the guest to power off (or `timeout` seconds)."""
     from .narrate import Narrator, summary
@@ -130,6 +189,7 @@ def run_interactive(options: RunOptions) -> ExitResult:
     with Machine(cfg) as machine:
         if options.qmp:
             _announce_qmp(machine)
+        forwarder = InputForwarder(machine).start()
         deadline = time.monotonic() + options.timeout if options.timeout > 0 else None
         try:
             while not machine.wait_until_exit(0.5 if deadline is None else min(0.5, deadline - time.monotonic())):
@@ -143,6 +203,8 @@ def run_interactive(options: RunOptions) -> ExitResult:
             narrator.close()
             print(f"\nserial log: {machine.log_path}", file=sys.stderr)
             raise
+        finally:
+            forwarder.stop()
         result = machine.wait(timeout=5)
         narrator.close()
         verdict = _report_failure(machine, result)

@@ -34,6 +34,14 @@ long sys_shm_unmap(unsigned long va);
 long sys_shm_close(long handle);
 long sys_spawn_shared(const char *name, char *const argv[], long argc, const long *handles,
                       long nhandles);
+// Console input (docs/abi.md): the holder of the console attaches a ring in
+// its own memory (size: data bytes, a power of two in CONSOLE_RING_MIN..MAX;
+// ring 0 and size 0 detach); the kernel appends every received byte to it.
+// console_wait returns head once it is not `seen` (blocking, restartable;
+// -ETIMEDOUT at the absolute deadline, FUTEX_NO_DEADLINE: none).
+long sys_console_attach(struct console_ring *ring, unsigned long size);
+long sys_console_wait(uint32_t seen, unsigned long deadline_ns);
+long sys_console_give(long id);
 
 // Any number, any arguments: for the fuzzer.
 long sys_raw(long nr, long a0, long a1, long a2, long a3, long a4, long a5);

@@ -14,6 +14,7 @@ const char *errno_name(long err)
     case ENOMEM:       return "ENOMEM";
     case EFAULT:       return "EFAULT";
     case EBUSY:        return "EBUSY";
+    case ENODEV:       return "ENODEV";
     case EINVAL:       return "EINVAL";
     case ENOSPC:       return "ENOSPC";
     case ENAMETOOLONG: return "ENAMETOOLONG";

@@ -40,6 +40,9 @@ STUB sys_shm_map,     SYS_shm_map
 STUB sys_shm_unmap,   SYS_shm_unmap
 STUB sys_shm_close,   SYS_shm_close
 STUB sys_spawn_shared, SYS_spawn_shared
+STUB sys_console_attach, SYS_console_attach
+STUB sys_console_wait, SYS_console_wait
+STUB sys_console_give, SYS_console_give
 
 // long sys_raw(nr, a0, a1, a2, a3, a4, a5): shift the C arguments down one
 // register; the sixth comes from the stack.

@@ -33,6 +33,11 @@
 //   spawn_shared  the name as for spawn; the handles are whatever comes.
 //   shm_map, shm_unmap, shm_close, shm_create, futex_wake: as they come
 //             (shm_map never maps over anything, the limits bound the rest).
+//   console_attach  the ring as a destination (above), and in a quarter of
+//             the calls a ring in the scratch page; console_wait like
+//             futex_wait, a near deadline (when fuzz is first in run= it
+//             holds the console, so both do real work); console_give as it
+//             comes (fuzz spawns no child, so it can only fail or arm).
 // Numbers with the upper 32 bits set keep their low 32 bits out of the
 // valid range too, so the test does not depend on whether the kernel
 // reads rax as 64 or 32 bits.
@@ -182,6 +187,17 @@ static long one_call(uint64_t nr, uint64_t a[6])
         break;
     case SYS_futex_wait:
         a[2] = near_deadline();
+        break;
+    case SYS_console_attach:
+        if (rng_below(&rng, 4) == 0) {                  // often valid, so the ring gets used
+            a[0] = SCRATCH + 16 * rng_below(&rng, 256);
+            a[1] = 16UL << rng_below(&rng, 9);          // sometimes past the scratch page
+        }
+        a[0] = safe_dst(a[0], sizeof(struct console_ring) +
+                                  (a[1] > CONSOLE_RING_MAX ? CONSOLE_RING_MAX : a[1]));
+        break;
+    case SYS_console_wait:
+        a[1] = near_deadline();
         break;
     case SYS_cmdline:
         a[0] = safe_dst(a[0], a[1]);

@@ -3,7 +3,7 @@
 //   run=prog1,prog2:arg1:arg2
 //
 // Every program is spawned first and then all are waited for, so they run
-// concurrently. A program that fails to spawn or exits non-zero counts as
+// concurrently. The first one started holds the console's input. A program that fails to spawn or exits non-zero counts as
 // failed, and so does every wait() result that is not a child still to be
 // reaped (a kernel bug, e.g. a blocked wait whose rewind was lost: it
 // "returns" its own call number); init powers off with ok = (no failures).
@@ -124,6 +124,11 @@ int main(void)
         sys_poweroff(1);
         return 0;
     }
+    // Console input goes to the first program started (docs/abi.md): given
+    // with its spawn, so it holds the console from its first instruction.
+    long given = sys_console_give(CONSOLE_NEXT_CHILD);
+    if (given < 0)
+        printf("init: console_give failed: %s\n", errno_name(given));
     char *progs[MAX_PROGS];
     int n = split(run, ',', progs, MAX_PROGS);
     int failed = 0, live = 0;
