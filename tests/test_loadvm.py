@@ -82,7 +82,7 @@ def test_an_outside_qmp_client_repeats_a_trial_from_the_json_alone(tmp_path):
     record = loadvm.run("reqresp", seed=5, only_trial=1)
     assert record.ok, record.render()
     spec = json.loads(Path(record.json_path).read_text())
-    trial, ready = spec["results"][0], "revenant: ready"
+    trial, start = spec["results"][0], "init: reqresp is env"
     disk, sock, started = tmp_path / "d.qcow2", tmp_path / "q.sock", []
     subprocess.run([a.replace("{disk}", str(disk)) for a in spec["disk_create"]], check=True,
                    capture_output=True)
@@ -130,8 +130,8 @@ def test_an_outside_qmp_client_repeats_a_trial_from_the_json_alone(tmp_path):
         proc, qmp, serial = machine()
         job(qmp, "snapshot-load", 2)
         qmp.cmd("cont")
-        while ready not in before + b"".join(serial).decode() and proc.poll() is None:
-            time.sleep(0.002)           # an NMI before the kernel's IDT resets the machine
+        while start not in before + b"".join(serial).decode() and proc.poll() is None:
+            time.sleep(0.001)           # the NMI is aimed at the workload (qmp_steps)
         time.sleep(trial["restart_ms"] / 1000)
         try:
             qmp.cmd("inject-nmi")

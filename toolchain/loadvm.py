@@ -11,8 +11,9 @@ One trial, every choice drawn from its seed (``trial_seed(run_seed, k)``):
    disturb it).
 2. *loaded*: a second QEMU with the same argv (and the same disk) starts paused; QMP
    ``snapshot-load`` of ``trial``, ``cont``; at ``restart_ms`` after the load (uniform in the
-   workload's restart window; after the kernel's ``revenant: ready`` line if the snapshot was
-   taken before it: an NMI before the kernel's IDT resets the machine) QMP ``inject-nmi``:
+   workload's restart window; counted from init's ``init: <program> is env`` line if the
+   snapshot was taken before it: the NMI is aimed at the workload, and an NMI before the
+   kernel's IDT would even reset the machine) QMP ``inject-nmi``:
    the kernel drops every wait at its next safe
    point and every blocked call reruns (docs/restart.md). It runs to its end; its final line
    must equal the expected one too, and it must not have booted again.
@@ -49,7 +50,6 @@ from .restart import kernel_restarts
 
 TAG = "trial"
 NODE = "d0"
-READY = "revenant: ready"              # the kernel's line once its IDT and NMI path are up
 BANNER = "Revenant kernel booting"
 
 
@@ -63,6 +63,12 @@ class Workload:
     save_ms: tuple              # the save instant is uniform in [lo, hi] ms after `cont`
     restart_ms: tuple           # the NMI comes uniform in [lo, hi] ms after the load's `cont`
     about: str
+
+    @property
+    def start(self) -> str:
+        """init's line for the workload's program: restart_ms counts from it if the save came
+        before it."""
+        return f"init: {self.append.split('run=')[1].split(':')[0].split(',')[0]} is env"
 
 
 WORKLOADS = {w.name: w for w in [
@@ -97,7 +103,7 @@ class Trial:
     why: str = ""
     final_original: Optional[str] = None
     final_loaded: Optional[str] = None
-    booted_at_save: bool = False        # the kernel had printed READY when the original was saved
+    started_at_save: bool = False       # the workload's start line came before the save
     restarted: bool = False             # the loaded run printed a `restart <n>: ... by nmi` line
     dropped_futex: int = 0              # futex waiters that restart dropped (their calls reran)
     save_job_ms: Optional[float] = None
@@ -209,7 +215,7 @@ class Experiment:
                 m.qmp.stop()
                 m.drain_serial()
                 before = m.console.text()
-                t.booted_at_save = READY in m.console.lines()
+                t.started_at_save = self.w.start in before
                 t.save_job_ms = round(m.qmp.snapshot_save(TAG, resume=True).job_ms, 3)
             except RevenantError as err:
                 if m.wait_until_exit(2.0):
@@ -227,10 +233,13 @@ class Experiment:
         with Machine(self.config(f"trial-{t.k}-loaded", disk)) as m:
             t.log_loaded = str(m.log_path)
             t.load_job_ms = round(m.qmp.snapshot_load(TAG).job_ms, 3)
-            if not t.booted_at_save:
-                # An NMI before the kernel has its IDT (the PVH trampoline, the first lines of
-                # the kernel) resets the machine: measured, docs/toolkit.md. Count from ready.
-                m.expect(READY, timeout=60)
+            # Aim the NMI at the workload, not at the boot (an NMI before the kernel has its
+            # IDT even resets the machine: measured, docs/toolkit.md): count from the workload's
+            # start line when the snapshot predates it (that line may be cut by the save).
+            deadline = time.monotonic() + 60
+            while self.w.start not in before + m.console.text() and time.monotonic() < deadline:
+                if m.wait_until_exit(0.001):
+                    break
             if not m.wait_until_exit(t.restart_ms / 1000):
                 try:
                     m.qmp.execute("inject-nmi")
@@ -280,14 +289,14 @@ def portable_argv(argv: List[str], disk: Path, qmp_socket: Optional[Path]) -> Li
 
 QMP_STEPS = {
     "original": ["start argv (it has -S: paused)", "cont", "wait save_ms", "stop",
-                 f"(note whether the serial console has shown {READY!r} by now)",
+                 "(note whether the serial console has shown the workload's start line by now)",
                  f"snapshot-save job-id=J tag={TAG} vmstate={NODE} devices=[{NODE}]",
                  "query-jobs until J is concluded (its error must be absent)", "job-dismiss id=J",
                  "cont", "wait for QEMU to exit (status 33); the final line is on the serial console"],
     "loaded": ["start the same argv with the same disk (paused)",
                f"snapshot-load job-id=J tag={TAG} vmstate={NODE} devices=[{NODE}]",
                "query-jobs until J is concluded", "job-dismiss id=J", "cont",
-               f"if the saved state had not shown {READY!r} yet: wait for that serial line",
+               "if the saved state had not shown the start line yet: wait for that serial line",
                "wait restart_ms",
                "inject-nmi", "wait for QEMU to exit (status 33); compare the final line"],
 }
