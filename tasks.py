@@ -163,7 +163,8 @@ def iso(c, append=""):
 
 
 @task(help={"quick": "small N (seconds instead of minutes)", "out": "JSON output path",
-            "only": "comma-separated sections: boot,harness,snapshot,syscall,activation,uswitch"})
+            "only": "comma-separated sections: boot,harness,snapshot,syscall,activation,uswitch,"
+                    "ipc,futex,restart"})
 @_clean_errors
 def bench(c, quick=False, out="build/bench.json", only=""):
     """Run the benchmarks; a verdict per figure against its target; exit 1 on a miss."""
@@ -189,18 +190,47 @@ def restart(c, socket=""):
           f"prints `restart <n>: ...` at its next safe point")
 
 
-@task(help={"name": "leak | chained | fuzz | restart",
-            "size": "N, a whole number >= 1 (default: the large N of each)"})
+@task(help={"name": "leak | chained | fuzz | restart | loadvm",
+            "size": "N, a whole number >= 1 (default: the large N of each; not for loadvm)",
+            "trials": "loadvm: trials to run (default 20)",
+            "seed": "loadvm: the run's seed; trial K's seed and instants derive from it (default 1)",
+            "workload": "loadvm: reqresp (default), ring or futex_count",
+            "trial": "loadvm: run only trial K of this seed again (a failing one, say)",
+            "jobs": "loadvm: trials at once (default: the cores)"})
 @_clean_errors
-def experiment(c, name, size=""):
+def experiment(c, name, size="", trials="", seed="", workload="", trial="", jobs=""):
     """Long experiments (large N) behind the suite's short ones; JSON in build/experiments/."""
     from toolchain import experiment as experiments
     from toolchain.cli import number
+    from toolchain.errors import UsageError
 
-    n = int(number("--size", size, integer=True, minimum=1)) if str(size).strip() else 0
+    def whole(option, text, minimum):
+        return int(number(option, text, integer=True, minimum=minimum)) if str(text).strip() else None
+
+    n = whole("--size", size, 1) or 0
     experiments.check_name(name)
-    build(c)
-    result = experiments.run(name, n)
+    loadvm_opts = {"--trials": trials, "--seed": seed, "--workload": workload, "--trial": trial, "--jobs": jobs}
+    if name == "loadvm":
+        from toolchain import loadvm
+
+        if n:
+            raise UsageError("experiment loadvm takes --trials, not --size")
+        if workload and workload not in loadvm.WORKLOADS:
+            raise UsageError(f"--workload: unknown workload {workload!r}; choose one of "
+                             f"{', '.join(loadvm.WORKLOADS)}")
+        s = whole("--seed", seed, 0)
+        args = dict(trials=whole("--trials", trials, 1) or 20, seed=1 if s is None else s,
+                    jobs=whole("--jobs", jobs, 1) or 0, only_trial=whole("--trial", trial, 0),
+                    workload=workload or "reqresp")
+        build(c)
+        result = loadvm.run(**args, progress=lambda text: print(f"loadvm: {text}", file=sys.stderr, flush=True))
+    else:
+        given = [opt for opt, value in loadvm_opts.items() if str(value).strip()]
+        if given:
+            raise UsageError(f"{', '.join(given)}: only experiment loadvm takes "
+                             f"{'it' if len(given) == 1 else 'them'}")
+        build(c)
+        result = experiments.run(name, n)
     print(result.render())
     if not result.ok:
         raise Exit(code=1)
@@ -264,7 +294,8 @@ def _adapt_invoke() -> None:
             "snapshot": {"socket": "PATH", "disk": "QCOW2", "action": "ACTION", "name": "NAME"},
             "iso": {"append": "CMDLINE"},
             "bench": {"out": "PATH", "only": "SECTIONS"},
-            "experiment": {"name": "NAME", "size": "N"},
+            "experiment": {"name": "NAME", "size": "N", "trials": "N", "seed": "S", "workload": "NAME",
+                           "trial": "K", "jobs": "N"},
             "mutate": {"only": "AREAS", "jobs": "N", "timeout": "SECONDS", "catalogue": "DIR", "out": "PATH"},
             "test": {"args": "ARGS", "numprocesses": "N", "junit": "PATH"},
             "build": {"jobs": "N"},

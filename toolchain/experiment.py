@@ -13,6 +13,9 @@ a JSON record to build/experiments/<name>-<timestamp>.json.
 - restart: the producer/consumer ring (two environments, a shared region, futexes) under
            in-place restarts every millisecond until the producer has seen N of them; no
            message lost, doubled or corrupted, and the consumer's checksum is the expected one.
+- loadvm:  QMP snapshot-save at a random instant, snapshot-load into a fresh QEMU, an in-place
+           restart at a random delay after it, the same final line (toolchain/loadvm.py; its
+           own options: --trials --seed --workload --trial --jobs).
 """
 from __future__ import annotations
 
@@ -152,10 +155,15 @@ EXPERIMENTS: dict[str, tuple[Callable[[int], ExperimentResult], int]] = {
 }
 
 
+# Experiments with options of their own, run by their own module (toolchain/loadvm.py).
+OWN_OPTIONS = ("loadvm",)
+
+
 def check_name(name: str) -> None:
     """``RevenantError`` for an experiment that does not exist (before anything is built)."""
-    if name not in EXPERIMENTS:
-        raise RevenantError(f"unknown experiment {name!r}: choose one of {', '.join(EXPERIMENTS)}")
+    if name not in EXPERIMENTS and name not in OWN_OPTIONS:
+        raise RevenantError(f"unknown experiment {name!r}: choose one of "
+                            f"{', '.join([*EXPERIMENTS, *OWN_OPTIONS])}")
 
 
 def run(name: str, n: int = 0) -> ExperimentResult:

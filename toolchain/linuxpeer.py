@@ -75,6 +75,13 @@ Figures are per iteration: ``tsc_per_iter`` is the fastest of 10 chunks (for
             event (interrupt + hrtimer + signal setup + handler + sigreturn).
 ``futex``   thread switch: two pthreads ping-pong via raw ``SYS_futex``
             WAIT/WAKE on one vCPU; figures are per switch (half a round trip).
+``pipe``    request/response between two processes: one byte written into a pipe,
+            read and written back by a forked child through a second pipe; per
+            round trip (two switches, four syscalls).
+``wakeall`` 63 threads in ``FUTEX_WAIT`` on one word, woken at once by
+            ``FUTEX_WAKE`` and waited for until every one is back in its wait
+            (the median of 200 events): what an in-place restart does to 63
+            blocked calls.
 ``calib``   the instruction-count check above.
 """
 from __future__ import annotations
@@ -103,7 +110,7 @@ from toolchain.errors import BuildError, GuestFailure, OverallTimeout, RevenantE
 META_PACKAGE = "linux-image-cloud-amd64"
 CACHE: Path = paths.BUILD / "cache" / "linux"
 PEER_SRC: Path = Path(__file__).resolve().parent / "peer"
-BENCHES = ("getpid", "signal", "alarm", "futex", "calib")
+BENCHES = ("getpid", "signal", "alarm", "futex", "calib", "pipe", "wakeall")
 DEFAULT_BENCHES = ("getpid", "signal", "alarm", "futex")
 CFLAGS = ["-static", "-O2", "-pthread", "-Wall", "-Wextra"]
 ALARM_MAX_EVENTS = 2000
@@ -542,7 +549,8 @@ def compare_runs(benches: Iterable[str] = DEFAULT_BENCHES, iters: int = 20000, *
         ins = [r[b].per_iter_tsc for r in icount_runs]
         cyc = [r[b].per_iter_tsc for r in tcg_runs]
         entry = {
-            "unit": "per switch" if b == "futex" else ("per timer event" if b == "alarm" else "per call"),
+            "unit": {"futex": "per switch", "alarm": "per timer event", "pipe": "per round trip",
+                     "wakeall": "per wake-all event"}.get(b, "per call"),
             "iters": icount_runs[0][b].iters,
             "instructions": statistics.median(ins),
             "tsc_cycles": statistics.median(cyc),

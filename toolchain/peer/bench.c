@@ -33,6 +33,14 @@
  *   futex   thread switch: two pthreads ping-pong through raw
  *           syscall(SYS_futex) FUTEX_WAIT/FUTEX_WAKE on one word (single vCPU),
  *           iters round trips = 2*iters switches; tsc_per_iter is per switch.
+ *   pipe    request/response between two processes: the parent writes one
+ *           byte into a pipe and reads the answer from a second pipe, the
+ *           child (fork) reads and writes it back; tsc_per_iter is per
+ *           round trip (two switches, four syscalls).
+ *   wakeall 63 threads wait in FUTEX_WAIT on one word; main wakes them all
+ *           (FUTEX_WAKE INT_MAX) and waits until every one has woken and
+ *           gone back to FUTEX_WAIT (the last wakes main): one event, the
+ *           analogue of an in-place restart rerunning 63 blocked calls.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -49,6 +57,7 @@
 #include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -372,6 +381,119 @@ static void bench_futex(long iters)
     report_chunked("futex", &c, 2, extra);
 }
 
+/* ---- pipe: request/response between two processes ---- */
+static void pipe_child(int rd, int wr, long n)
+{
+    char b;
+    for (long i = 0; i < n; i++)
+        if (read(rd, &b, 1) != 1 || write(wr, &b, 1) != 1)
+            _exit(1);
+    _exit(0);
+}
+
+static int pipe_round_fds[2];
+
+static void pipe_round(void)
+{
+    char b = 'x';
+    if (write(pipe_round_fds[1], &b, 1) != 1 || read(pipe_round_fds[0], &b, 1) != 1)
+        out("ERROR name=pipe msg=io");
+}
+
+static void bench_pipe(long iters)
+{
+    int req[2], ans[2];
+    long warm = iters / 10 + 100;
+    struct chunked c;
+    chunked_init(&c, iters);
+    if (pipe(req) || pipe(ans)) {
+        out("ERROR name=pipe msg=pipe");
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(req[1]);
+        close(ans[0]);
+        pipe_child(req[0], ans[1], warm + c.iters);
+    }
+    close(req[0]);
+    close(ans[1]);
+    pipe_round_fds[0] = ans[0];
+    pipe_round_fds[1] = req[1];
+    for (long i = 0; i < warm; i++)
+        pipe_round();
+    RUN_CHUNKED(&c, pipe_round());
+    int status = -1;
+    waitpid(pid, &status, 0);
+    close(ans[0]);
+    close(req[1]);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        out("ERROR name=pipe msg=child");
+    report_chunked("pipe", &c, 1, "processes=2");
+}
+
+/* ---- wakeall: wake 63 futex waiters at once, until all wait again ---- */
+#define WAKEALL_THREADS 63
+static volatile int wa_gen, wa_stop, wa_ready;
+
+static void *wakeall_waiter(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        int g = __atomic_load_n(&wa_gen, __ATOMIC_SEQ_CST);
+        /* announced: the next thing this thread does is wait (or see gen moved) */
+        if (__atomic_add_fetch(&wa_ready, 1, __ATOMIC_SEQ_CST) % WAKEALL_THREADS == 0)
+            futex(&wa_ready, FUTEX_WAKE_PRIVATE, 1);
+        while (__atomic_load_n(&wa_gen, __ATOMIC_SEQ_CST) == g)
+            futex(&wa_gen, FUTEX_WAIT_PRIVATE, g);
+        if (wa_stop)
+            return NULL;
+    }
+}
+
+/* Until wa_ready reaches target (the last waiter to announce itself wakes us). */
+static void wakeall_until_ready(int target)
+{
+    int seen;
+    while ((seen = __atomic_load_n(&wa_ready, __ATOMIC_SEQ_CST)) < target)
+        futex(&wa_ready, FUTEX_WAIT_PRIVATE, seen);
+}
+
+static void bench_wakeall(long events)
+{
+    pthread_t th[WAKEALL_THREADS];
+    for (int i = 0; i < WAKEALL_THREADS; i++)
+        if (pthread_create(&th[i], NULL, wakeall_waiter, NULL) != 0) {
+            out("ERROR name=wakeall msg=pthread_create");
+            return;
+        }
+    uint64_t *gaps = calloc((size_t)events, sizeof *gaps);
+    struct span s;
+    span_begin(&s);
+    for (long e = 0; e < events + 10; e++) {
+        wakeall_until_ready((int)((e + 1) * WAKEALL_THREADS));
+        usleep(200);                 /* every waiter inside FUTEX_WAIT, the machine quiet */
+        uint64_t t0 = tsc();
+        __atomic_add_fetch(&wa_gen, 1, __ATOMIC_SEQ_CST);
+        futex(&wa_gen, FUTEX_WAKE_PRIVATE, 0x7fffffff);
+        wakeall_until_ready((int)((e + 2) * WAKEALL_THREADS));   /* all woken, back at their wait */
+        if (e >= 10)
+            gaps[e - 10] = tsc() - t0;
+    }
+    span_end(&s);
+    wa_stop = 1;
+    __atomic_add_fetch(&wa_gen, 1, __ATOMIC_SEQ_CST);
+    futex(&wa_gen, FUTEX_WAKE_PRIVATE, 0x7fffffff);
+    for (int i = 0; i < WAKEALL_THREADS; i++)
+        pthread_join(th[i], NULL);
+    qsort(gaps, (size_t)events, sizeof *gaps, cmp_u64);
+    out("RESULT name=wakeall iters=%ld tsc_per_iter=%llu ns_per_iter=0 min_tsc=%llu threads=%d "
+        "tsc_total=%llu ns_total=%llu", events, (unsigned long long)gaps[events / 2],
+        (unsigned long long)gaps[0], WAKEALL_THREADS, (unsigned long long)(s.t1 - s.t0),
+        (unsigned long long)(s.n1 - s.n0));
+    free(gaps);
+}
+
 /* ---- init plumbing ---- */
 static void setup_console(void)
 {
@@ -453,6 +575,10 @@ int main(void)
         bench_alarm(env_long("alarm_events", 2000), env_long("alarm_us", 200));
     if (selected(list, "futex"))
         bench_futex(iters);
+    if (selected(list, "pipe"))
+        bench_pipe(iters);
+    if (selected(list, "wakeall"))
+        bench_wakeall(iters < 2000 ? iters : 2000);
 
     out("DONE");
     sync();

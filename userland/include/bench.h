@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <revenant.h>
 
 // lfence on both sides: rdtsc neither starts before earlier instructions
 // finish nor lets later ones start before it has read the counter.
@@ -35,5 +36,26 @@ static inline void bench_result(const char *name, long iters, uint64_t best_tsc,
     fixed3(per_n, sizeof(per_n), best_ns, per_chunk);
     printf("RESULT name=%s iters=%ld tsc_per_iter=%s ns_per_iter=%s tsc_total=%lu ns_total=%lu\n",
            name, iters, per_t, per_n, (unsigned long)tsc_total, (unsigned long)ns_total);
+}
+
+// Call round() chunks x per_chunk times, timing each chunk of per_chunk calls, and print the
+// RESULT line with per-iteration figures from the fastest chunk; one call is per_round
+// iterations (2 for a round trip counted in switches).
+static inline void bench_chunks(const char *name, void (*round)(void), long per_chunk, int chunks,
+                                long per_round)
+{
+    uint64_t best_t = UINT64_MAX, best_n = 0;
+    uint64_t n0 = sys_clock_ns(), t0 = tsc();
+    for (int c = 0; c < chunks; c++) {
+        uint64_t cn = sys_clock_ns(), ct = tsc();
+        for (long i = 0; i < per_chunk; i++)
+            round();
+        uint64_t dt = tsc() - ct, dn = sys_clock_ns() - cn;
+        if (dt < best_t)
+            best_t = dt, best_n = dn;
+    }
+    uint64_t t1 = tsc(), n1 = sys_clock_ns();
+    bench_result(name, per_round * per_chunk * chunks, best_t, best_n, per_round * per_chunk,
+                 t1 - t0, n1 - n0);
 }
 #endif

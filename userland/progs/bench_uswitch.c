@@ -63,19 +63,8 @@ static void measure(const char *name, void (*round)(void), void *(*partner)(void
         exit(1);
     }
     thread_yield();                     // let the partner reach its loop
-    uint64_t best_t = UINT64_MAX, best_n = 0;
-    uint64_t n0 = sys_clock_ns(), t0 = tsc();
-    for (int c = 0; c < CHUNKS; c++) {
-        uint64_t cn = sys_clock_ns(), ct = tsc();
-        for (long i = 0; i < per_chunk; i++)
-            round();
-        uint64_t dt = tsc() - ct, dn = sys_clock_ns() - cn;
-        if (dt < best_t)
-            best_t = dt, best_n = dn;
-    }
-    uint64_t t1 = tsc(), n1 = sys_clock_ns();
+    bench_chunks(name, round, per_chunk, CHUNKS, 2);
     thread_join(t, NULL);
-    bench_result(name, 2 * per_chunk * CHUNKS, best_t, best_n, 2 * per_chunk, t1 - t0, n1 - n0);
 }
 
 int main(int argc, char **argv)

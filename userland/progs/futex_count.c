@@ -1,12 +1,15 @@
-// futex_count[:threads[:increments[:envs]]]: `threads` threads (default 8)
-// each add 1 to a counter `increments` times (default 5,000), a
+// futex_count[:threads[:increments[:envs[:restarts]]]]: `threads` threads
+// (default 8) each add 1 to a counter `increments` times (default 5,000), a
 // read-pause-write under an fmutex (a futex mutex, userland/lib/thread_futex.c).
 // With envs=2 the counter and the mutex live in a shared region and half
 // the threads run in a child environment (spawned with the region), so a
 // waiter is woken across environments through the kernel's futex_wake, and
 // a program whose threads all wait sleeps in the kernel's futex_wait.
 // Under restarts (docs/restart.md) every wait is dropped and rerun; the
-// total must still be exact:
+// total must still be exact. With `restarts` > 0 each thread goes on past
+// `increments` until its environment has received that many restarted
+// upcalls (so host-triggered restarts surely hit the run); the total wanted
+// is then the sum of what the threads counted themselves:
 //   futex_count: env <role> threads=<n> restarts=<n> futex_waits=<n> futex_sleeps=<n> us=<n>
 //   futex_count: total=<n> want=<n>              (the parent, at the end)
 // Exits 0 iff the total is exact (the parent also needs the child's 0).
@@ -22,16 +25,30 @@
 struct shared {
     struct fmutex lock;
     volatile uint64_t counter;
+    volatile uint64_t added;            // the threads' own counts, summed at their ends
 };
 
 static struct shared local;
 static struct shared *shared = &local;
 static unsigned long increments = 5000;
+static unsigned long min_restarts;
+
+static int more(unsigned long done)
+{
+    if (done < increments)
+        return 1;
+    if (!min_restarts)
+        return 0;
+    struct thread_stats st;
+    thread_get_stats(&st);
+    return st.restarts < min_restarts;
+}
 
 static void *add(void *arg)
 {
     (void)arg;
-    for (unsigned long i = 0; i < increments; i++) {
+    unsigned long i;
+    for (i = 0; more(i); i++) {
         fmutex_lock(&shared->lock);
         uint64_t v = shared->counter;
         for (volatile int k = 0; k < 20; k++)     // widen the window a preemption can hit
@@ -39,6 +56,7 @@ static void *add(void *arg)
         shared->counter = v + 1;
         fmutex_unlock(&shared->lock);
     }
+    __atomic_add_fetch(&shared->added, i, __ATOMIC_SEQ_CST);
     return NULL;
 }
 
@@ -75,12 +93,14 @@ int main(int argc, char **argv)
 {
     if (argc > 3 && strcmp(argv[1], "child") == 0) {
         increments = strtoul(argv[3], 0, 10);
+        min_restarts = argc > 4 ? strtoul(argv[4], 0, 10) : 0;
         return child(atoi(argv[2]));
     }
     long threads = argc > 1 ? atoi(argv[1]) : 8;
     if (argc > 2)
         increments = strtoul(argv[2], 0, 10);
     long envs = argc > 3 ? atoi(argv[3]) : 1;
+    min_restarts = argc > 4 ? strtoul(argv[4], 0, 10) : 0;
     if (threads < envs || threads > MAX_THREADS || (envs != 1 && envs != 2)) {
         printf("futex_count: FAIL bad arguments\n");
         return 2;
@@ -93,11 +113,12 @@ int main(int argc, char **argv)
             return 1;
         }
         shared = (struct shared *)SHARED_AT;
-        char n[24], inc[24];
+        char n[24], inc[24], mr[24];
         snprintf(n, sizeof(n), "%ld", threads / 2);
         snprintf(inc, sizeof(inc), "%lu", increments);
-        char *cargv[] = { "futex_count", "child", n, inc, NULL };
-        id = sys_spawn_shared("futex_count", cargv, 4, &h, 1);
+        snprintf(mr, sizeof(mr), "%lu", min_restarts);
+        char *cargv[] = { "futex_count", "child", n, inc, mr, NULL };
+        id = sys_spawn_shared("futex_count", cargv, 5, &h, 1);
         if (id < 0) {
             printf("futex_count: FAIL spawn_shared: %s\n", errno_name(id));
             return 1;
@@ -112,6 +133,8 @@ int main(int argc, char **argv)
         status = -1;
     }
     uint64_t want = (uint64_t)(argc > 1 ? atoi(argv[1]) : 8) * increments;
+    if (min_restarts)
+        want = shared->added;           // at least the above: each thread counted its own
     printf("futex_count: total=%lu want=%lu\n", (unsigned long)shared->counter, (unsigned long)want);
     return shared->counter != want || status != 0;
 }
