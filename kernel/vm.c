@@ -174,11 +174,6 @@ bool vm_loaded(uint64_t *pml4)
     return read_cr3() == cr3_of(pml4);
 }
 
-static bool loaded(uint64_t *pml4)
-{
-    return vm_loaded(pml4);
-}
-
 static uint64_t leaf_flags(int prot)
 {
     uint64_t f = PTE_P | PTE_U;
@@ -261,7 +256,7 @@ static bool unmap_table(struct unmap_walk *w, uint64_t *table, int level, uint64
 // PML4 entries (and so the PDPTs) stay: at most 256 per address space.
 static bool unmap_pages(uint64_t *pml4, uint64_t va, uint64_t len, long budget)
 {
-    struct unmap_walk w = { va, va + len, budget, loaded(pml4), false };
+    struct unmap_walk w = { va, va + len, budget, vm_loaded(pml4), false };
     bool done = true;
     uint64_t pdpt_span = 1UL << (12 + 9 * 3);
     for (uint64_t a = va; done && a < va + len; a = next_after(a, pdpt_span)) {
@@ -373,7 +368,7 @@ int vm_map_frames(uint64_t *pml4, uint64_t va, const uint64_t *frames, uint64_t 
 
 void vm_unmap_frames(uint64_t *pml4, uint64_t va, const uint64_t *frames, uint64_t n)
 {
-    bool flush = loaded(pml4);
+    bool flush = vm_loaded(pml4);
     for (uint64_t i = 0; i < n; i++) {
         uint64_t a = va + i * PAGE_SIZE;
         uint64_t *pte = is_user_range(a, PAGE_SIZE) ? walk(pml4, a, false) : NULL;

@@ -4,6 +4,8 @@
 //   RESULT name=getpid iters=N tsc_per_iter=X ns_per_iter=Y tsc_total=T ns_total=S
 // Like the peer, the loop runs in CHUNKS timed chunks and the per-iteration
 // figures come from the fastest one (the chunk no timer tick landed in).
+// Not bench_chunks() (bench.h): its call through a function pointer would add
+// instructions to the loop whose count is the null-syscall figure.
 #include <bench.h>
 #include <revenant.h>
 #include <stdint.h>
