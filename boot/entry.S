@@ -221,7 +221,10 @@ boot_gdt_ptr64:
         .quad boot_gdt
 
         .section .bss
-        .balign PAGE_SIZE
+        // 8 KiB: CR3 bit 12 means "a program's view" to the NMI handler
+        // (trapasm.S), which may run while these boot tables are live: with
+        // the bit set it would switch to the page after them and fault.
+        .balign 2 * PAGE_SIZE
         .globl boot_pml4
 boot_pml4:        .skip PAGE_SIZE
 boot_pdpt_ident:  .skip PAGE_SIZE

@@ -81,6 +81,11 @@ static void __attribute__((noreturn)) run_init(void)
 
 void kmain(int protocol, uint64_t info)
 {
+    // Descriptor tables first: firmware leaves LINT1 delivering NMIs, and the
+    // host may send one (QMP inject-nmi) from the first line on; without an
+    // IDT it would reset the machine. Neither function prints.
+    gdt_init();
+    idt_init();
     uart_init();
     bool parsed = bootinfo_parse(protocol, info, &boot_info);
     cmdline_init(boot_info.cmdline);
@@ -92,8 +97,6 @@ void kmain(int protocol, uint64_t info)
                 protocol_name(protocol), info);
     kprintf("boot: protocol %s\n", protocol_name(protocol));
 
-    gdt_init();
-    idt_init();
     cpu_init();
     pic_disable();
     lapic_init();

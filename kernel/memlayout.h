@@ -54,6 +54,7 @@ extern char __kernel_start[], __kernel_end[];
 extern char __text_start[], __text_end[];
 extern char __rodata_start[], __data_start[];
 extern char __bss_start[], __bss_end[];
+extern char boot_pml4[];                // boot/entry.S: the tables until vm_init
 // The entry area (pti.h): all a user page table maps of the kernel.
 extern char __entry_text_start[], __entry_text_end[];
 extern char __entry_ro_start[], __entry_ro_end[];

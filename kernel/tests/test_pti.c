@@ -19,6 +19,14 @@ static void pml4_pair_is_8k_aligned(struct ktest *t)
     vm_free_aspace(as);
 }
 
+// Every CR3 the kernel ever loads has bit 12 clear unless it is a program's
+// view: the NMI handler clears the bit when it finds it set, and an NMI can
+// come while the boot tables are still live (boot/entry.S).
+static void boot_tables_do_not_look_like_a_user_view(struct ktest *t)
+{
+    KEXPECT_EQ(t, KV2P(boot_pml4) & PTI_USER_PML4, 0);
+}
+
 static void user_view_has_only_the_entry_area(struct ktest *t)
 {
     uint64_t *as = vm_new_aspace();
@@ -66,6 +74,7 @@ static void kernel_image_rights_are_w_xor_x(struct ktest *t)
 
 KTEST_SUITE(pti,
             KTEST_CASE(pml4_pair_is_8k_aligned),
+            KTEST_CASE(boot_tables_do_not_look_like_a_user_view),
             KTEST_CASE(user_view_has_only_the_entry_area),
             KTEST_CASE(user_half_is_the_same_in_both_views),
             KTEST_CASE(freeing_an_address_space_returns_both_pml4_pages),
