@@ -125,6 +125,10 @@ static long sys_map(uint64_t va, uint64_t len, uint64_t prot)
     // page; the ELF loader refuses such segments for the same reason.
     if ((prot & PROT_WRITE) && (prot & PROT_EXEC))
         return -EINVAL;
+    // Bounded work per kernel entry (docs/restart.md): a program must not
+    // hold the CPU for more than a tick, and zeroing is the cost here.
+    if (len > MAP_MAX)
+        return -E2BIG;
     return vm_map_user(env_current()->pml4, va, len, (int)prot);
 }
 

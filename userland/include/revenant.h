@@ -17,6 +17,8 @@ long sys_getpid(void);
 long sys_clock_ns(void);
 long sys_map(unsigned long va, unsigned long len, long prot);
 long sys_unmap(unsigned long va, unsigned long len);
+// map() of any length: MAP_MAX at a time; on an error nothing it mapped stays.
+long map_all(unsigned long va, unsigned long len, long prot);
 long sys_spawn(const char *name, char *const argv[], long argc);
 long sys_wait(long id, int *status);
 long sys_poweroff(long ok);

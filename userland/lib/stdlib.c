@@ -72,3 +72,21 @@ uint64_t rng_below(struct rng *r, uint64_t n)
 {
     return n ? rng_next(r) % n : 0;
 }
+
+// The kernel maps at most MAP_MAX per call so that no call holds the CPU for
+// long (kernel/abi.h). Between pieces this program may be preempted, like any
+// other; an error unmaps what the earlier pieces mapped, so the range is
+// either all mapped or left as it was (a piece that fails maps nothing).
+long map_all(unsigned long va, unsigned long len, long prot)
+{
+    for (unsigned long done = 0; done < len; done += MAP_MAX) {
+        unsigned long n = len - done < MAP_MAX ? len - done : MAP_MAX;
+        long r = sys_map(va + done, n, prot);
+        if (r < 0) {
+            if (done)
+                sys_unmap(va, done);
+            return r;
+        }
+    }
+    return 0;
+}

@@ -121,6 +121,34 @@ int main(int argc, char **argv)
                piled, rounds, most, longest / 1000);
         return 0;
     }
+    if (!strcmp(how, "mapstall")) {
+        // Round after round until `ms` of guest time have passed: map
+        // `pages` fresh pages (each zeroed by the kernel), then unmap. A
+        // kernel that maps them all in one call with interrupts off stalls
+        // the others (tests/test_isolation_misc.py); one map() of more than
+        // MAP_MAX is refused, so map_all() asks piece by piece.
+        unsigned long ms = argc > 2 ? strtoul(argv[2], 0, 10) : 200;
+        unsigned long pages = argc > 3 ? strtoul(argv[3], 0, 10) : 16384;
+        unsigned long va = 0x100000000UL, rounds = 0;
+        long end = sys_clock_ns() + (long)ms * 1000000, longest = 0;
+        while (sys_clock_ns() < end) {
+            long t0 = sys_clock_ns(), r = map_all(va, pages << 12, PROT_READ | PROT_WRITE);
+            long t = sys_clock_ns() - t0;
+            if (r != 0) {
+                printf("attack_x: mapstall map=%s\n", errno_name(r));
+                return 1;
+            }
+            if (((volatile char *)va)[(pages << 12) - 1] != 0) {
+                printf("attack_x: mapstall a fresh page is not zero\n");
+                return 1;
+            }
+            sys_unmap(va, pages << 12);
+            longest = t > longest ? t : longest;
+            rounds++;
+        }
+        printf("attack_x: mapstall pages %lu rounds %lu longest map %ld us\n", pages, rounds, longest / 1000);
+        return 0;
+    }
     if (!strcmp(how, "stack_unmapped") || !strcmp(how, "stack_restore") ||
         !strcmp(how, "stack_segment") || !strcmp(how, "entry_restore") ||
         !strcmp(how, "entry_unmapped")) {
@@ -174,7 +202,7 @@ int main(int argc, char **argv)
         // more than WRITE_MAX is -EINVAL.
         unsigned long len = argc > 2 ? strtoul(argv[2], 0, 10) : WRITE_MAX;
         unsigned long va = 0x100000000UL, mapped = (len + 4095) & ~4095UL;
-        if (sys_map(va, mapped, PROT_READ | PROT_WRITE) < 0) {
+        if (map_all(va, mapped, PROT_READ | PROT_WRITE) < 0) {
             printf("attack_x: write: map %lu bytes failed\n", mapped);
             return 1;
         }

@@ -127,6 +127,13 @@ static void map_checks(void)
     check("map(W|X) refused (W^X)",
           sys_map(UNMAPPED, 4096, PROT_READ | PROT_WRITE | PROT_EXEC), -EINVAL);
     check("map(kernel half)", sys_map(KERNEL_TEXT, 4096, PROT_READ), -EINVAL);
+    // Bounded work per call: more than MAP_MAX is refused before any page is
+    // zeroed, and exactly MAP_MAX is fine (map_all splits larger ranges).
+    check("map(MAP_MAX + a page)", sys_map(UNMAPPED, MAP_MAX + 4096, PROT_READ), -E2BIG);
+    check("map(MAP_MAX)", sys_map(UNMAPPED, MAP_MAX, PROT_READ), 0);
+    check("unmap(MAP_MAX)", sys_unmap(UNMAPPED, MAP_MAX), 0);
+    check("map_all(4 * MAP_MAX)", map_all(UNMAPPED, 4 * MAP_MAX, PROT_READ), 0);
+    check("unmap(4 * MAP_MAX)", sys_unmap(UNMAPPED, 4 * MAP_MAX), 0);
 }
 
 int main(void)
