@@ -209,3 +209,13 @@ def test_record_and_replay_with_the_disk_give_the_same_run(boot, tmp_path):
         assert result.status == 33, machine.log_path
         logs.append(machine.log_path.read_bytes())
     assert b"ok 1 blk" in logs[0] and logs[0] == logs[1]
+
+
+def test_a_disk_behind_a_pci_bridge_is_found(boot, tmp_path):
+    disk = create_disk(tmp_path / "d.qcow2")
+    extra = disk_args(disk, attach=False) + ["-device", "pci-bridge,id=br0,chassis_nr=1",
+                                             "-device", "virtio-blk-pci,drive=d0,bus=br0,addr=3"]
+    machine = boot("blktest=write", timeout=120, extra_args=extra)
+    result = machine.wait(110)
+    lines = machine.console.lines()
+    assert "blk: virtio-blk 64 MiB, flush" in lines and result.status == 33, machine.log_path
