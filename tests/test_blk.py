@@ -239,3 +239,13 @@ def test_a_kill_keeps_flushed_writes_and_loses_unflushed_ones_to_fresh_clusters(
     # relies on must be followed by blk_flush(), and this proves blk_flush() really flushes.
     assert _on_disk_after_kill(boot, tmp_path / "flushed.qcow2", tmp_path, "write_hold") == BLKTEST_SECTORS
     assert _on_disk_after_kill(boot, tmp_path / "unflushed.qcow2", tmp_path, "unflushed_hold") == 0
+
+
+def test_the_disk_bench_section_reads_the_kernels_figures():
+    from toolchain import bench
+    section = bench.bench_disk(1)
+    f = section.figures
+    assert section.ok and f["runs"] == 1 and f["write_mib_s"] > 0 and f["flush_ms"] > 0, f
+    # The driver's own work alone is a few hundred instructions (docs/persistence.md).
+    assert f["request_1sector_instructions"] >= 100 and f["request_128k_instructions"] >= 1000, f
+    assert f["request_128k_polls"] >= 1 and f["request_1sector_polls"] >= 1, f
