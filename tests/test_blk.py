@@ -168,11 +168,16 @@ def _errors_on(event: str, disk: Path) -> list[str]:
                          "-blockdev", "driver=qcow2,file=b0,node-name=d0"], "d0")
 
 
-@pytest.mark.parametrize("event, line", [("write_aio", f"blktest: write at sector {BLKTEST_FIRST} failed (-5)"),
-                                         ("flush_to_disk", "blktest: flush failed (-5)")])
-def test_a_device_error_is_an_eio_not_a_crash(boot, tmp_path, event, line):
+@pytest.mark.parametrize("mode, event, line", [
+    ("write", "write_aio", f"blktest: write at sector {BLKTEST_FIRST} failed (-5)"),
+    ("write", "flush_to_disk", "blktest: flush failed (-5)"),
+    ("verify", "read_aio", f"blktest: read at sector {BLKTEST_FIRST} failed (-5)")])
+def test_a_device_error_is_an_eio_not_a_crash(boot, tmp_path, mode, event, line):
     disk = create_disk(tmp_path / "d.qcow2")
-    machine = boot("blktest=write", timeout=120, extra_args=_errors_on(event, disk))
+    if event == "read_aio":     # a read of a cluster never written never reaches the file
+        subprocess.run(["qemu-io", "-f", "qcow2", "-c", f"write -P 1 {BLKTEST_FIRST * SECTOR} 128k", str(disk)],
+                       check=True, capture_output=True)
+    machine = boot(f"blktest={mode}", timeout=120, extra_args=_errors_on(event, disk))
     result = machine.wait(110)
     lines = machine.console.lines()
     assert "blk: request failed with device status 1" in lines and line in lines, machine.log_path
