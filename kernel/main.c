@@ -1,6 +1,8 @@
 // kmain: from boot/entry.S to whatever the command line asks for.
 #include <stdint.h>
 #include "activation.h"
+#include "blk.h"
+#include "blktest.h"
 #include "bootinfo.h"
 #include "cmdline.h"
 #include "console.h"
@@ -109,11 +111,15 @@ void kmain(int protocol, uint64_t info)
     timer_init(cmdline_ulong("hz"));
     restart_init();
     console_init();
+    blk_init();
     kprintf("revenant: ready\n");
 
     const char *how = cmdline_get("crash");
     if (how)
         crash(how);
+    const char *blk_mode = cmdline_get("blktest");
+    if (blk_mode)
+        power_off(blktest_run(blk_mode));
     if (cmdline_has("test"))
         power_off(ktest_run(cmdline_get("test")));
     if (cmdline_has("heartbeat"))
