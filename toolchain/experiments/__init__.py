@@ -14,7 +14,13 @@ from .engine import Experiment
 
 # name -> module under toolchain/experiments/ that defines EXPERIMENT (imported on first use:
 # `invoke --help` stays fast)
-_MODULES: Dict[str, str] = {}
+_MODULES: Dict[str, str] = {
+    "leak": "leak",
+    "chained": "chained",
+    "fuzz": "fuzz",
+    "restart": "restart",
+    "loadvm": "loadvm",
+}
 
 
 def names() -> list:

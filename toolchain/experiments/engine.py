@@ -23,7 +23,6 @@ import json
 import os
 import random
 import shutil
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -128,6 +127,7 @@ class Campaign:
     only: Optional[int] = None          # --trial K: this one trial of the campaign
     argv: List[str] = field(default_factory=list)
     expected: str = ""
+    setup: dict = field(default_factory=dict)  # the rest of describe(): how to repeat a trial by hand
     results: List[TrialResult] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
     run: dict = field(default_factory=dict)    # jobs, seconds, started: how, not what
@@ -151,7 +151,7 @@ class Campaign:
                              "only": self.only},
                 "build": self.build,
                 "shard": None if self.shard is None else {"index": self.shard.index, "count": self.shard.count},
-                "argv": self.argv, "expected": self.expected,
+                "argv": self.argv, "expected": self.expected, "setup": self.setup,
                 "trials": [asdict(r) for r in self.results],
                 "summary": self.summary, "run": self.run}
 
@@ -167,7 +167,7 @@ class Campaign:
                        options=dict(c["options"]), build=dict(data["build"]),
                        shard=None if shard is None else Shard(int(shard["index"]), int(shard["count"])),
                        only=c.get("only"), argv=list(data.get("argv", [])),
-                       expected=str(data.get("expected", "")),
+                       expected=str(data.get("expected", "")), setup=dict(data.get("setup") or {}),
                        results=[TrialResult(**t) for t in data["trials"]],
                        summary=dict(data.get("summary", {})), run=dict(data.get("run", {})),
                        dir=str(Path(where).parent) if where else "")
@@ -177,18 +177,25 @@ class Campaign:
 
 def load(path: Path) -> Campaign:
     """A result.json (or the campaign directory holding one) as a Campaign; one clear line if not."""
+    path, data = read_json(path, "campaign result")
+    return Campaign.from_json(data, str(path))
+
+
+def read_json(path: Path, what: str) -> tuple:
+    """(path, the JSON object in it): a directory means its result.json; anything but a readable
+    JSON object is one clear line naming ``what`` was expected."""
     path = Path(path)
     if path.is_dir():
         path = path / "result.json"
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise UsageError(f"{path}: no such result file") from None
+        raise UsageError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UsageError(f"{path}: not a JSON campaign result ({err})") from None
+        raise UsageError(f"{path}: not a JSON {what} ({err})") from None
     if not isinstance(data, dict):
-        raise UsageError(f"{path}: not a campaign result (a JSON {type(data).__name__})")
-    return Campaign.from_json(data, str(path))
+        raise UsageError(f"{path}: not a {what} (a JSON {type(data).__name__})")
+    return path, data
 
 
 # ------------------------------------------------------------------------ identity
@@ -329,6 +336,7 @@ def run_campaign(exp: Experiment, *, seed: int = 1, trials: Optional[int] = None
     camp.dir = str(out)
     described = exp.describe(opts)
     camp.argv, camp.expected = list(described.get("argv", [])), str(described.get("expected", ""))
+    camp.setup = {k: v for k, v in described.items() if k not in ("argv", "expected")}
     plans = [exp.plan(seed, k, opts) for k in indices(camp.trials, shard, only)]
     jobs = jobs or default_jobs()
     t0 = time.monotonic()
@@ -415,7 +423,7 @@ def merge(parts: Sequence[Campaign], out_dir: Optional[Path] = None, report: boo
         raise UsageError(f"merge: the shards' trials are not exactly 0..{first.trials - 1} "
                          f"(got {len(got)} trials, {len(set(got))} distinct)")
     merged = Campaign(first.experiment, first.seed, first.trials, first.options, first.build, None, None,
-                      first.argv, first.expected, results, summarize(results),
+                      first.argv, first.expected, first.setup, results, summarize(results),
                       {"merged_from": [str(p.json_path) for p in parts],
                        "seconds": round(sum(float(p.run.get("seconds", 0)) for p in parts), 3)})
     if out_dir is None:
@@ -434,4 +442,4 @@ def _where(c: Campaign) -> str:
 
 __all__ = ["TrialPlan", "TrialResult", "RR", "Experiment", "Campaign", "Shard", "build_id", "trial_seed",
            "parse_shard", "indices", "check_options", "run_trial", "run_campaign", "merge", "load", "write",
-           "summarize", "default_jobs", "FAILING", "VERDICTS", "KEEP"]
+           "summarize", "default_jobs", "read_json", "FAILING", "VERDICTS", "KEEP"]
