@@ -18,6 +18,7 @@ merge, load. Change them only with a commit message starting "engine change:".
 from __future__ import annotations
 
 import concurrent.futures
+import copy
 import hashlib
 import json
 import os
@@ -146,14 +147,15 @@ class Campaign:
         return f"campaign seed {self.seed}, trials {min(ks)}..{max(ks)}" if ks else f"campaign seed {self.seed}"
 
     def to_json(self) -> dict:
-        return {"format": FORMAT, "experiment": self.experiment,
+        """A JSON-able copy (no dict shared with this campaign: editing it changes nothing here)."""
+        return copy.deepcopy({"format": FORMAT, "experiment": self.experiment,
                 "campaign": {"seed": self.seed, "trials": self.trials, "options": self.options,
                              "only": self.only},
                 "build": self.build,
                 "shard": None if self.shard is None else {"index": self.shard.index, "count": self.shard.count},
                 "argv": self.argv, "expected": self.expected, "setup": self.setup,
                 "trials": [asdict(r) for r in self.results],
-                "summary": self.summary, "run": self.run}
+                "summary": self.summary, "run": self.run})
 
     @classmethod
     def from_json(cls, data: dict, where: str = "") -> "Campaign":
