@@ -231,6 +231,12 @@ def test_report_draws_bench_ratios_against_their_targets(tmp_path):
     ("{not json", ["not a JSON"]),
     ('{"format": 1, "experiment": "fuzz"}', ["not a campaign result", "KeyError"]),
     ('{"format": 9, "experiment": "fuzz"}', ["format 1", "format 9"]),
+    ('{"format": 1, "experiment": "fuzz", "campaign": {"seed": 1, "trials": 2, "options": {}}, "build": {},'
+     ' "trials": [{"index": "x", "seed": 1, "params": {}, "verdict": "ok"}]}', ["wrong type"]),
+    ('{"format": 1, "experiment": "fuzz", "campaign": {"seed": 1, "trials": 2, "options": {}}, "build": {},'
+     ' "trials": [{"index": 0, "seed": 1, "params": {}, "verdict": "fine"}]}', ["unknown verdict"]),
+    ('{"format": 1, "experiment": "fuzz", "campaign": {"seed": 1, "trials": 2, "options": {}}, "build": {},'
+     ' "trials": [{"index": 0, "seed": 1, "params": {}, "verdict": "ok", "extra": 1}]}', ["TypeError", "extra"]),
 ])
 def test_report_and_merge_refuse_a_file_that_is_not_a_result_in_one_line(tmp_path, text, words):
     path = tmp_path / "x.json"

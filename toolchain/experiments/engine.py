@@ -170,11 +170,23 @@ class Campaign:
                        shard=None if shard is None else Shard(int(shard["index"]), int(shard["count"])),
                        only=c.get("only"), argv=list(data.get("argv", [])),
                        expected=str(data.get("expected", "")), setup=dict(data.get("setup") or {}),
-                       results=[TrialResult(**t) for t in data["trials"]],
+                       results=[_trial(t) for t in data["trials"]],
                        summary=dict(data.get("summary", {})), run=dict(data.get("run", {})),
                        dir=str(Path(where).parent) if where else "")
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise UsageError(f"{where}: not a campaign result ({type(err).__name__}: {err})") from None
+
+
+def _trial(t: dict) -> TrialResult:
+    """One trial of a result file, its types checked: a file may come from anywhere."""
+    r = TrialResult(**t)
+    if not (isinstance(r.index, int) and r.index >= 0 and isinstance(r.seed, int)
+            and isinstance(r.params, dict) and r.verdict in VERDICTS and isinstance(r.message, str)
+            and isinstance(r.seconds, (int, float)) and isinstance(r.figures, dict)
+            and all(isinstance(v, (int, float)) for v in r.figures.values())
+            and isinstance(r.artifacts, dict) and all(isinstance(v, str) for v in r.artifacts.values())):
+        raise ValueError(f"trial {t.get('index')!r} has a field of the wrong type or an unknown verdict")
+    return r
 
 
 def load(path: Path) -> Campaign:
