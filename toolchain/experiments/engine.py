@@ -28,7 +28,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Protocol, Sequence
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence
 
 from .. import paths
 from ..errors import RevenantError, UsageError
@@ -266,14 +266,19 @@ def check_options(exp: Experiment, given: Dict[str, Any]) -> dict:
 
 
 # ------------------------------------------------------------------------ running
+RRFor = Callable[[TrialPlan, Path], Optional[RR]]     # (plan, the trial's workdir) -> its record/replay
+
+
 def run_trial(exp: Experiment, plan: TrialPlan, campaign_dir: Path, keep: str,
-              rr: Optional[RR] = None) -> TrialResult:
-    """One trial in its own directory; never raises; applies the keep policy to its files."""
+              rr_for: Optional[RRFor] = None) -> TrialResult:
+    """One trial in its own directory; never raises; applies the keep policy to its files.
+    ``rr_for`` (rr.py) gives the trial its RR, e.g. RR("record", workdir / "trial.rr"); the
+    experiment names the rr file among its artifacts."""
     workdir = campaign_dir / ARTIFACTS / f"trial-{plan.index}"
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     try:
-        result = exp.run(plan, workdir, rr)
+        result = exp.run(plan, workdir, rr_for(plan, workdir) if rr_for else None)
     except RevenantError as err:
         result = TrialResult.of_plan(plan, "error", message=err.summary)
     except Exception as err:            # a QMP library error or the like: one trial, not the campaign
@@ -330,7 +335,7 @@ def run_campaign(exp: Experiment, *, seed: int = 1, trials: Optional[int] = None
                  options: Optional[dict] = None, jobs: int = 0, shard: Optional[Shard] = None,
                  keep: str = "failing", only: Optional[int] = None, out_root: Optional[Path] = None,
                  kernel: Optional[Path] = None, progress: Optional[bool] = None,
-                 report: bool = True) -> Campaign:
+                 report: bool = True, rr_for: Optional[RRFor] = None) -> Campaign:
     """Run (a slice of) a campaign and write its result.json, report.md and plots."""
     from . import progress as bar
 
@@ -346,11 +351,11 @@ def run_campaign(exp: Experiment, *, seed: int = 1, trials: Optional[int] = None
     opts = check_options(exp, options or {})
     camp = Campaign(exp.name, seed, max(n, (only or 0) + 1) if only is not None else n, opts,
                     {"id": build_id(kernel), "kernel": str(kernel or paths.KERNEL_ELF)}, shard, only)
-    out = campaign_dir(exp.name, out_root)
-    camp.dir = str(out)
-    described = exp.describe(opts)
+    described = exp.describe(opts)      # before the directory: a failing reference leaves none
     camp.argv, camp.expected = list(described.get("argv", [])), str(described.get("expected", ""))
     camp.setup = {k: v for k, v in described.items() if k not in ("argv", "expected")}
+    out = campaign_dir(exp.name, out_root)
+    camp.dir = str(out)
     plans = [exp.plan(seed, k, opts) for k in indices(camp.trials, shard, only)]
     jobs = jobs or default_jobs()
     t0 = time.monotonic()
@@ -358,18 +363,13 @@ def run_campaign(exp: Experiment, *, seed: int = 1, trials: Optional[int] = None
     lock = threading.Lock()
     with bar.Progress(f"{exp.name}", len(plans), enabled=progress) as shown:
         def one(plan: TrialPlan) -> TrialResult:
-            r = run_trial(exp, plan, out, keep)
+            r = run_trial(exp, plan, out, keep, rr_for)
             with lock:
                 results.append(r)
                 shown.advance(r)
             return r
 
-        if jobs == 1 or len(plans) <= 1:
-            for p in plans:
-                one(p)
-        else:
-            with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-                list(pool.map(one, plans))
+        _run_all(one, plans, jobs)
     results.sort(key=lambda r: r.index)
     camp.results = results
     camp.summary = summarize(results)
@@ -379,6 +379,24 @@ def run_campaign(exp: Experiment, *, seed: int = 1, trials: Optional[int] = None
     _prune_empty(out / ARTIFACTS)
     write(camp, report=report)
     return camp
+
+
+def _run_all(one: Callable[[TrialPlan], TrialResult], plans: List[TrialPlan], jobs: int) -> None:
+    """Every plan through ``one``, ``jobs`` at a time. Interrupted (Ctrl-C), the trials not
+    started are dropped and the running ones' QEMUs killed, instead of waiting for them."""
+    if jobs == 1 or len(plans) <= 1:
+        for p in plans:
+            one(p)
+        return
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=jobs)
+    try:
+        list(pool.map(one, plans))
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        from ..machine import kill_all
+        kill_all()
+        raise
+    pool.shutdown()
 
 
 def _prune_empty(d: Path) -> None:
@@ -454,6 +472,6 @@ def _where(c: Campaign) -> str:
     return str(c.json_path) if c.dir else c.experiment
 
 
-__all__ = ["TrialPlan", "TrialResult", "RR", "Experiment", "Campaign", "Shard", "build_id", "trial_seed",
+__all__ = ["TrialPlan", "TrialResult", "RR", "RRFor", "Experiment", "Campaign", "Shard", "build_id", "trial_seed",
            "parse_shard", "indices", "check_options", "run_trial", "run_campaign", "merge", "load", "write",
            "summarize", "default_jobs", "read_json", "FAILING", "VERDICTS", "KEEP"]
