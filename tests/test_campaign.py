@@ -302,3 +302,25 @@ def test_the_progress_bar_shows_done_failed_and_eta_on_a_terminal(capsys):
     with Progress("fuzz", 2) as quiet:             # stderr is not a terminal under pytest
         quiet.advance(R())
     assert capsys.readouterr().err == "" and not sys.stderr.isatty()
+
+
+class SeesRR(fuzz.Fuzz):
+    """The real fuzz trial, noting the RR the engine handed it (rr.py's hook: rr_for)."""
+
+    def __init__(self) -> None:
+        self.seen = {}
+
+    def run(self, plan, workdir, rr):
+        self.seen[plan.index] = (rr, workdir)
+        return super().run(plan, workdir, None)
+
+
+@qemu
+def test_the_engine_hands_each_trial_the_rr_that_rr_for_gives_it(kernel_elf, tmp_path):
+    exp = SeesRR()
+    c = campaign(tmp_path, trials=2, exp=exp,
+                 rr_for=lambda plan, workdir: engine.RR("record", workdir / f"t{plan.index}.rr"))
+    assert c.ok and sorted(exp.seen) == [0, 1]
+    for k, (rr, workdir) in exp.seen.items():
+        assert rr == engine.RR("record", Path(c.dir) / "artifacts" / f"trial-{k}" / f"t{k}.rr"), rr
+        assert workdir == Path(c.dir) / "artifacts" / f"trial-{k}"

@@ -339,26 +339,13 @@ def run_campaign(exp: Experiment, *, seed: int = 1, trials: Optional[int] = None
     """Run (a slice of) a campaign and write its result.json, report.md and plots."""
     from . import progress as bar
 
-    n = exp.default_trials if trials is None else trials
-    if n < 1:
-        raise UsageError(f"--trials takes a whole number of at least 1, not {n}")
-    if keep not in KEEP:
-        raise UsageError(f"--keep takes {', '.join(KEEP)}, not {keep!r}")
-    if only is not None and shard is not None:
-        raise UsageError("--trial K runs one trial: it takes no --shard")
-    if only is not None and only < 0:
-        raise UsageError(f"--trial takes a whole number of at least 0, not {only}")
-    opts = check_options(exp, options or {})
-    camp = Campaign(exp.name, seed, max(n, (only or 0) + 1) if only is not None else n, opts,
-                    {"id": build_id(kernel), "kernel": str(kernel or paths.KERNEL_ELF)}, shard, only)
-    described = exp.describe(opts)      # before the directory: a failing reference leaves none
-    camp.argv, camp.expected = list(described.get("argv", [])), str(described.get("expected", ""))
-    camp.setup = {k: v for k, v in described.items() if k not in ("argv", "expected")}
+    camp = _new_campaign(exp, seed, exp.default_trials if trials is None else trials, options or {},
+                         shard, keep, only, kernel)
     out = campaign_dir(exp.name, out_root)
     camp.dir = str(out)
-    plans = [exp.plan(seed, k, opts) for k in indices(camp.trials, shard, only)]
+    plans = [exp.plan(seed, k, camp.options) for k in indices(camp.trials, shard, only)]
     jobs = jobs or default_jobs()
-    t0 = time.monotonic()
+    started, t0 = time.strftime("%Y-%m-%d %H:%M:%S"), time.monotonic()
     results: List[TrialResult] = []
     lock = threading.Lock()
     with bar.Progress(f"{exp.name}", len(plans), enabled=progress) as shown:
@@ -370,14 +357,34 @@ def run_campaign(exp: Experiment, *, seed: int = 1, trials: Optional[int] = None
             return r
 
         _run_all(one, plans, jobs)
-    results.sort(key=lambda r: r.index)
-    camp.results = results
-    camp.summary = summarize(results)
+    camp.results = sorted(results, key=lambda r: r.index)
+    camp.summary = summarize(camp.results)
     seconds = round(time.monotonic() - t0, 3)
-    camp.run = {"jobs": jobs, "seconds": seconds, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+    camp.run = {"jobs": jobs, "seconds": seconds, "started": started,
                 "trials_per_minute": round(len(results) * 60 / seconds, 1) if seconds else 0.0}
     _prune_empty(out / ARTIFACTS)
     write(camp, report=report)
+    return camp
+
+
+def _new_campaign(exp: Experiment, seed: int, n: int, options: dict, shard: Optional[Shard], keep: str,
+                  only: Optional[int], kernel: Optional[Path]) -> Campaign:
+    """The campaign's identity, every argument checked, and the experiment's description (for
+    loadvm a reference boot: before the campaign directory, so a failing one leaves none)."""
+    if n < 1:
+        raise UsageError(f"--trials takes a whole number of at least 1, not {n}")
+    if keep not in KEEP:
+        raise UsageError(f"--keep takes {', '.join(KEEP)}, not {keep!r}")
+    if only is not None and shard is not None:
+        raise UsageError("--trial K runs one trial: it takes no --shard")
+    if only is not None and only < 0:
+        raise UsageError(f"--trial takes a whole number of at least 0, not {only}")
+    opts = check_options(exp, options)
+    camp = Campaign(exp.name, seed, max(n, only + 1) if only is not None else n, opts,
+                    {"id": build_id(kernel), "kernel": str(kernel or paths.KERNEL_ELF)}, shard, only)
+    described = exp.describe(opts)
+    camp.argv, camp.expected = list(described.get("argv", [])), str(described.get("expected", ""))
+    camp.setup = {k: v for k, v in described.items() if k not in ("argv", "expected")}
     return camp
 
 
