@@ -344,7 +344,7 @@ def run_campaign(exp: Experiment, *, seed: int = 1, trials: Optional[int] = None
     out = campaign_dir(exp.name, out_root)
     camp.dir = str(out)
     plans = [exp.plan(seed, k, camp.options) for k in indices(camp.trials, shard, only)]
-    jobs = jobs or default_jobs()
+    jobs = min(jobs or default_jobs(), max(1, len(plans)))     # what really runs at once
     started, t0 = time.strftime("%Y-%m-%d %H:%M:%S"), time.monotonic()
     results: List[TrialResult] = []
     lock = threading.Lock()
