@@ -4,7 +4,6 @@
 #include "pit.h"
 #include "x86.h"
 
-#define PIT_HZ       1193182
 #define PIT_CH2      0x42
 #define PIT_CMD      0x43
 #define SPEAKER_PORT 0x61
@@ -36,4 +35,24 @@ bool pit_oneshot_wait(void)
         if (inb(SPEAKER_PORT) & SPK_OUT2)
             return true;
     return false;
+}
+
+bool pit_countdown_start(void)
+{
+    uint8_t spk = inb(SPEAKER_PORT) & ~(SPK_SPEAKER | SPK_GATE2);
+    outb(SPEAKER_PORT, spk);
+    outb(PIT_CMD, 0xb0);                    // channel 2, lo/hi byte, mode 0, binary
+    outb(PIT_CH2, 0xff);
+    outb(PIT_CH2, 0xff);
+    if (inb(SPEAKER_PORT) & SPK_OUT2)       // as in pit_oneshot_wait: no PIT
+        return false;
+    outb(SPEAKER_PORT, spk | SPK_GATE2);
+    return true;
+}
+
+uint16_t pit_count(void)
+{
+    outb(PIT_CMD, 0x80);                    // latch channel 2's count
+    uint8_t lo = inb(PIT_CH2);
+    return (uint16_t)(lo | inb(PIT_CH2) << 8);
 }

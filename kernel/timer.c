@@ -18,9 +18,8 @@
 #include "trap.h"
 #include "x86.h"
 
-#define CALIBRATE_SHORT_MS 1
-#define CALIBRATE_LONG_MS  6
-#define CALIBRATE_ROUNDS   3
+#define CALIBRATE_MS     3
+#define CALIBRATE_ROUNDS 5
 // QEMU's LAPIC counts at 1 GHz before the divide-by-16: the assumption
 // when there is no PIT to measure against (microvm without a speaker port).
 #define FALLBACK_LAPIC_PER_MS (1000000 / 16)
@@ -30,23 +29,47 @@ static unsigned hz;
 static uint64_t tsc_per_ms;
 static uint64_t tsc_at_start;
 
-struct sample {
-    uint32_t lapic;     // LAPIC counts elapsed
-    uint64_t tsc;       // TSC cycles elapsed
+// The three counters read back to back.
+struct stamp {
+    uint16_t pit;
+    uint64_t tsc;
+    uint32_t lapic;
 };
 
-// Both counters over a PIT interval of `ms`; false if the PIT is absent.
-static bool sample_over_pit(unsigned ms, struct sample *s)
+static void take_stamp(struct stamp *s)
 {
-    // Arm the PIT first so that its programming is not inside the interval.
-    pit_oneshot_arm(ms);
+    s->pit = pit_count();
+    s->tsc = rdtsc();
+    s->lapic = lapic_timer_current();
+}
+
+// Rates over one stretch of CALIBRATE_MS: both ends are stamps, and the PIT
+// says how much time really passed between them, so a host that deschedules
+// QEMU in the middle stretches all three counters alike (under TCG they all
+// follow host time) and the rates stay right. Only a deschedule inside one
+// stamp (three port/register reads) skews a sample; the median drops it.
+// Waiting for the PIT's expiry instead, as this once did, counts the delay
+// before the expiry is seen into one counter's interval and not the PIT's:
+// under load, readings came out 0.02x to 5.6x the true rate.
+static bool sample_over_pit(uint64_t *tsc_per_ms_out, uint32_t *lapic_per_ms_out)
+{
+    if (!pit_countdown_start())
+        return false;
     lapic_timer_oneshot_masked(0xffffffff);
-    uint64_t tsc0 = rdtsc();
-    bool ok = pit_oneshot_wait();
-    s->tsc = rdtsc() - tsc0;
-    s->lapic = 0xffffffff - lapic_timer_current();
+    struct stamp a, b;
+    take_stamp(&a);
+    unsigned want = PIT_HZ / 1000 * CALIBRATE_MS;
+    unsigned long spins = 0;
+    do {
+        take_stamp(&b);
+    } while ((uint16_t)(a.pit - b.pit) < want && ++spins < 10000000UL);
     lapic_timer_stop();
-    return ok;
+    uint64_t pit = (uint16_t)(a.pit - b.pit);
+    if (pit < want)
+        return false;
+    *tsc_per_ms_out = (b.tsc - a.tsc) * PIT_HZ / pit / 1000;
+    *lapic_per_ms_out = (uint32_t)((uint64_t)(a.lapic - b.lapic) * PIT_HZ / pit / 1000);
+    return true;
 }
 
 // Without a PIT: trust the LAPIC rate and measure the TSC against it.
@@ -62,38 +85,32 @@ static void calibrate_without_pit(uint32_t *lapic_per_ms)
     lapic_timer_stop();
 }
 
-// Counts per millisecond of both counters. Two intervals of different
-// length, so the fixed cost of starting and polling (0.5% of a 10 ms run
-// under TCG) cancels out in the difference. Each is measured three times
-// and the smallest reading kept: under TCG the counters follow host time,
-// so a host that deschedules QEMU across the PIT's expiry makes a reading
-// too long (seen on a loaded CI host: both rates doubled), never too short.
-static bool shortest_over_pit(unsigned ms, struct sample *best)
+static void sort_u64(uint64_t *v, int n)
 {
-    for (int i = 0; i < CALIBRATE_ROUNDS; i++) {
-        struct sample s;
-        if (!sample_over_pit(ms, &s))
-            return false;
-        if (i == 0 || s.lapic < best->lapic)
-            best->lapic = s.lapic;
-        if (i == 0 || s.tsc < best->tsc)
-            best->tsc = s.tsc;
-    }
-    return true;
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
+            uint64_t t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
 }
 
+// The median of CALIBRATE_ROUNDS samples, for each counter.
 static void calibrate(uint32_t *lapic_per_ms)
 {
-    struct sample shorter, longer;
-    if (!shortest_over_pit(CALIBRATE_SHORT_MS, &shorter) ||
-        !shortest_over_pit(CALIBRATE_LONG_MS, &longer) ||
-        longer.lapic <= shorter.lapic || longer.tsc <= shorter.tsc) {
-        calibrate_without_pit(lapic_per_ms);
-        return;
+    uint64_t tsc[CALIBRATE_ROUNDS], lapic[CALIBRATE_ROUNDS];
+    for (int i = 0; i < CALIBRATE_ROUNDS; i++) {
+        uint32_t l;
+        if (!sample_over_pit(&tsc[i], &l)) {
+            calibrate_without_pit(lapic_per_ms);
+            return;
+        }
+        lapic[i] = l;
     }
-    unsigned span = CALIBRATE_LONG_MS - CALIBRATE_SHORT_MS;
-    *lapic_per_ms = (longer.lapic - shorter.lapic) / span;
-    tsc_per_ms = (longer.tsc - shorter.tsc) / span;
+    sort_u64(tsc, CALIBRATE_ROUNDS);
+    sort_u64(lapic, CALIBRATE_ROUNDS);
+    tsc_per_ms = tsc[CALIBRATE_ROUNDS / 2];
+    *lapic_per_ms = (uint32_t)lapic[CALIBRATE_ROUNDS / 2];
 }
 
 void timer_init(unsigned long want_hz)
