@@ -82,9 +82,11 @@ def parse(name: str, words: List[str], given: Given) -> Command:
     if given.workload.strip():
         options["workload"] = given.workload.strip()
     opts = engine.check_options(exp, options)
-    if "workload" in opts:
-        from .loadvm import workload
-        workload(str(opts["workload"]))
+    if "workload" in opts:              # the experiment's own table; loadvm's by default
+        check = getattr(exp, "workload", None)
+        if check is None:
+            from .loadvm import workload as check
+        check(str(opts["workload"]))
     seed = _whole("--seed", given.seed, 0)
     trials = _whole("--trials", given.trials, 1)
     jobs = _whole("--jobs", given.jobs, 1)

@@ -253,10 +253,13 @@ def check_options(exp: Experiment, given: Dict[str, Any]) -> dict:
 
 # ------------------------------------------------------------------------ running
 def run_trial(exp: Experiment, plan: TrialPlan, campaign_dir: Path, keep: str,
-              rr: Optional[RR] = None) -> TrialResult:
+              rr: Optional[RR] = None, record: bool = False) -> TrialResult:
     """One trial in its own directory; never raises; applies the keep policy to its files."""
     workdir = campaign_dir / ARTIFACTS / f"trial-{plan.index}"
     workdir.mkdir(parents=True, exist_ok=True)
+    if rr is None and record:           # rr.py: the trial's QEMU record/replay log, kept like its logs
+        from .rr import record_into
+        rr = record_into(workdir)
     t0 = time.monotonic()
     try:
         result = exp.run(plan, workdir, rr)
@@ -268,6 +271,8 @@ def run_trial(exp: Experiment, plan: TrialPlan, campaign_dir: Path, keep: str,
         result.message = f"unknown verdict {result.verdict!r}; {result.message}"
         result.verdict = "error"
     result.seconds = round(time.monotonic() - t0, 3)
+    if rr is not None and rr.mode == "record":
+        result.artifacts.setdefault("rr", str(rr.file))
     if keep == "none" or (keep == "failing" and not result.failing):
         shutil.rmtree(workdir, ignore_errors=True)
         result.artifacts = {}
@@ -316,8 +321,9 @@ def run_campaign(exp: Experiment, *, seed: int = 1, trials: Optional[int] = None
                  options: Optional[dict] = None, jobs: int = 0, shard: Optional[Shard] = None,
                  keep: str = "failing", only: Optional[int] = None, out_root: Optional[Path] = None,
                  kernel: Optional[Path] = None, progress: Optional[bool] = None,
-                 report: bool = True) -> Campaign:
-    """Run (a slice of) a campaign and write its result.json, report.md and plots."""
+                 report: bool = True, record: Optional[bool] = None) -> Campaign:
+    """Run (a slice of) a campaign and write its result.json, report.md and plots. ``record``
+    (default: the experiment's ``recordable``) runs every trial under QEMU's rr=record (rr.py)."""
     from . import progress as bar
 
     n = exp.default_trials if trials is None else trials
@@ -339,12 +345,13 @@ def run_campaign(exp: Experiment, *, seed: int = 1, trials: Optional[int] = None
     camp.setup = {k: v for k, v in described.items() if k not in ("argv", "expected")}
     plans = [exp.plan(seed, k, opts) for k in indices(camp.trials, shard, only)]
     jobs = jobs or default_jobs()
+    record = bool(getattr(exp, "recordable", False)) if record is None else record
     t0 = time.monotonic()
     results: List[TrialResult] = []
     lock = threading.Lock()
     with bar.Progress(f"{exp.name}", len(plans), enabled=progress) as shown:
         def one(plan: TrialPlan) -> TrialResult:
-            r = run_trial(exp, plan, out, keep)
+            r = run_trial(exp, plan, out, keep, record=record)
             with lock:
                 results.append(r)
                 shown.advance(r)
@@ -360,7 +367,7 @@ def run_campaign(exp: Experiment, *, seed: int = 1, trials: Optional[int] = None
     camp.results = results
     camp.summary = summarize(results)
     seconds = round(time.monotonic() - t0, 3)
-    camp.run = {"jobs": jobs, "seconds": seconds, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+    camp.run = {"jobs": jobs, "seconds": seconds, "record": record, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                 "trials_per_minute": round(len(results) * 60 / seconds, 1) if seconds else 0.0}
     _prune_empty(out / ARTIFACTS)
     write(camp, report=report)
