@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
-from ..errors import RevenantError, UsageError
+from ..errors import BootTimeout, RevenantError, UsageError
 from . import bisect as bisection
 from .engine import RR, Campaign, TrialPlan, TrialResult, build_id, load
 
@@ -111,6 +111,7 @@ class ReplayResult:
     recorded_bytes: int
     replayed_bytes: int
     first_difference: str = ""
+    qemu_error: str = ""                # QEMU's own complaint about the recording, if any
     seconds: float = 0.0
 
     @property
@@ -125,6 +126,8 @@ class ReplayResult:
                  f"  recorded: {self.recorded_log}", f"  replayed: {self.replayed_log}"]
         if self.first_difference:
             lines.append(f"  first difference: {self.first_difference}")
+        if self.qemu_error:
+            lines.append(f"  QEMU: {self.qemu_error}")
         return "\n".join(lines)
 
 
@@ -146,13 +149,27 @@ def replay(result: Path, trial: int, kernel: Optional[Path] = None) -> ReplayRes
     out = Path(chosen.camp.dir) / "replays" / f"trial-{trial}-{_stamp()}"
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    r = chosen.exp.run(plan_of(chosen.trial), out, RR("replay", rrfile))  # type: ignore[attr-defined]
+    try:
+        r = chosen.exp.run(plan_of(chosen.trial), out, RR("replay", rrfile))  # type: ignore[attr-defined]
+    except BootTimeout as err:
+        # QEMU replaying a recording the run no longer fits waits forever for the next event.
+        raise RevenantError(f"the replay stalled ({err.summary}): QEMU waits for an event its recording "
+                            f"does not have, so the run diverged from the recorded one; replay in {out}") from None
     seconds = round(time.monotonic() - t0, 3)
     replayed = Path(r.artifacts["serial"])
     a, b = recorded.read_bytes(), replayed.read_bytes()
     return ReplayResult(chosen.camp.experiment, trial, chosen.trial.seed, chosen.trial.verdict, r.verdict,
                         a == b, str(recorded), str(replayed), len(a), len(b),
-                        "" if a == b else first_difference(a, b), seconds)
+                        "" if a == b else first_difference(a, b), qemu_complaint(replayed), seconds)
+
+
+def qemu_complaint(log: Path) -> str:
+    """The first line QEMU wrote to its stderr during the run of ``log`` (Machine keeps it beside)."""
+    try:
+        text = log.with_suffix(".stderr").read_text(errors="replace")
+    except OSError:
+        return ""
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
 # ------------------------------------------------------------------------------- bisect
