@@ -37,9 +37,9 @@ def campaign(kernel_elf, tmp_path_factory):
 
 
 def failing(camp) -> engine.TrialResult:
-    """The failing trial with a passing one below it (the one bisect starts from)."""
+    """The lowest failing trial with a passing one below it (the one bisect starts from)."""
     ok = [t.params["restart_at"] for t in camp.results if t.verdict == "ok"]
-    for t in camp.results:
+    for t in sorted(camp.results, key=lambda t: t.params["restart_at"]):
         if t.verdict == "wrong" and any(n < t.params["restart_at"] for n in ok):
             return t
     pytest.fail(f"seed {SEED} gave no failing trial above a passing one: "
@@ -153,31 +153,40 @@ def test_instant_checks_its_own_workloads():
 
 
 # ------------------------------------------------------------------ the search, without QEMU
-def fake(boundary: int, hint_error: int = 0, hints: bool = True):
-    """A predicate failing from ``boundary`` on, with the kernel's hints off by ``hint_error``."""
+def fake(boundary: int, taken_error: int = 0, due_error: int = 0, hints: bool = True, safe_every: int = 0):
+    """A predicate failing from ``boundary`` on, with the kernel's hints: a failing run's not_due
+    is the safe point before its own (one every ``safe_every`` ns; 0: the one just before the
+    boundary) off by ``due_error``, a passing run's taken is off by ``taken_error`` (measured:
+    0 and 40 to 130)."""
     def run(ns: int) -> Probe:
         fails = ns >= boundary
-        hint = boundary - 1 + hint_error if hints else None
-        return Probe(ns, fails, taken=None if fails else hint, not_due=hint if fails else None)
+        if not hints:
+            return Probe(ns, fails)
+        if fails:
+            not_due = boundary - 1 if not safe_every else max(boundary - 1, ns - ns % safe_every - 1)
+            return Probe(ns, True, not_due=not_due + due_error)
+        return Probe(ns, False, taken=boundary - 1 + taken_error)
     return run
 
 
-@pytest.mark.parametrize("hint_error", [0, 7, -40, 134, -5000, 10**6])
-def test_search_finds_the_exact_boundary_whatever_the_hints_say(hint_error):
-    rng = random.Random(hint_error)
+@pytest.mark.parametrize("taken_error,due_error,safe_every", [
+    (0, 0, 0), (40, 0, 0), (134, 0, 0), (-40, 7, 0), (7, -5000, 0), (10**6, 10**6, 0), (40, 0, 100), (40, 0, 3)])
+def test_search_finds_the_exact_boundary_whatever_the_hints_say(taken_error, due_error, safe_every):
+    rng = random.Random(f"{taken_error}/{due_error}/{safe_every}")
     for _ in range(50):
         boundary = rng.randint(1, 2_000_000)
         lo, hi = rng.randint(0, boundary - 1), rng.randint(boundary, 3_000_000)
-        found = search(lo, hi, fake(boundary, hint_error))
+        found = search(lo, hi, fake(boundary, taken_error, due_error, safe_every=safe_every))
         assert (found.passing, found.failing) == (boundary - 1, boundary)
         ran = {p.ns: p.failing for p in found.probes}
         assert ran[boundary - 1] is False and ran[boundary] is True
 
 
-def test_good_hints_save_runs():
+def test_good_hints_save_runs_and_bad_ones_cost_at_most_twice_as_many():
     with_hints = search(500_000, 1_969_102, fake(1_000_221, 40)).steps
     without = search(500_000, 1_969_102, fake(1_000_221, hints=False)).steps
-    assert with_hints <= 16 and without >= 24, (with_hints, without)
+    dense = search(500_000, 1_969_102, fake(1_000_221, safe_every=3)).steps
+    assert with_hints <= 6 and without >= 24 and dense <= 2 * without, (with_hints, without, dense)
 
 
 def test_search_refuses_endpoints_that_do_not_behave():
