@@ -100,8 +100,10 @@ def parse(name: str, words: List[str], given: Given) -> Command:
 
     def run() -> Outcome:
         from .report import render
+        from .rr import recorder
         camp = engine.run_campaign(exp, seed=1 if seed is None else seed, trials=trials, options=opts,
-                                   jobs=jobs or 0, shard=shard, keep=keep, only=only, progress=given.progress)
+                                   jobs=jobs or 0, shard=shard, keep=keep, only=only, progress=given.progress,
+                                   rr_for=recorder(exp))
         return Outcome(render(camp), camp.ok)
 
     return Command(True, run)

@@ -89,7 +89,7 @@ class Instant:
     default_trials = 20
     instant = "restart_at"
     units = {"restart_at": "ns (guest)", "taken_ns": "ns (guest)", "not_due_ns": "ns (guest)"}
-    recordable = True                   # engine: every trial under rr=record (rr.py)
+    recordable = True                   # rr.recorder: every trial under rr=record
     bisectable = True                   # rr.bisect: the instant is guest time, a trial a pure function of it
 
     def workload(self, name: str) -> Workload:
@@ -110,6 +110,8 @@ class Instant:
         w = self.workload(str(plan.params["workload"]))
         b = boot.boot(self.name, self.append(plan.params), TIMEOUT, workdir, rr_args(rr, 0))
         artifacts = {"serial": str(b.log)}
+        if rr is not None and rr.mode == "record":
+            artifacts["rr"] = str(rr.file)
         figures = {"restart_at": float(plan.params["restart_at"]), "exit_status": b.status}
         taken = [m for line in b.lines if (m := TAKEN.match(line))]
         if taken:

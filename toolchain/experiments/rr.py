@@ -6,9 +6,10 @@
   (``sleep=off``: an idle guest's clock jumps to its next timer instead of following the host's,
   so a run is a pure function of its command line even without a recording: measured, docs/
   toolkit.md), plus ``rr=...,rrfile=F`` under record/replay.
-- ``record_into(workdir)``: the engine's RR for a trial that records (experiments with
-  ``recordable = True``); the file is one of the trial's artifacts, kept with its serial log
-  for a failing trial (or every trial with ``--keep all``) and deleted otherwise.
+- ``recorder(exp)``: the engine's ``rr_for`` for a campaign (``record_into`` for experiments
+  with ``recordable = True``): each trial records into ``<its workdir>/trial.rr``, which the
+  experiment lists among its artifacts, kept with its serial log for a failing trial (or every
+  trial with ``--keep all``) and deleted otherwise.
 - ``replay``: the trial again from its recording; its serial log must equal the kept one byte
   for byte (and QEMU's exit status the recorded one).
 - ``bisect``: for an experiment whose instant is guest time (``bisectable``), the first failing
@@ -25,7 +26,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from ..errors import BootTimeout, RevenantError, UsageError
 from . import bisect as bisection
@@ -44,8 +45,15 @@ def rr_args(rr: Optional[RR], shift: int = 0) -> List[str]:
     return ["-icount", opts]
 
 
-def record_into(workdir: Path) -> RR:
+def record_into(plan: TrialPlan, workdir: Path) -> RR:
+    """The engine's ``rr_for``: every trial records into its own directory."""
     return RR("record", Path(workdir) / RR_FILE)
+
+
+def recorder(exp: object) -> Optional[Callable[[TrialPlan, Path], Optional[RR]]]:
+    """``rr_for`` for a campaign of ``exp``: ``record_into`` if its trials can be recorded
+    (``recordable``; loadvm cannot: QEMU 7.2 hangs on a snapshot-load while recording), else None."""
+    return record_into if getattr(exp, "recordable", False) else None
 
 
 # ------------------------------------------------------------------ what both commands check
@@ -251,4 +259,4 @@ def bisect(result: Path, trial: int, kernel: Optional[Path] = None) -> BisectRes
     return out
 
 
-__all__ = ["rr_args", "record_into", "replay", "bisect", "ReplayResult", "BisectResult", "RR_FILE"]
+__all__ = ["rr_args", "record_into", "recorder", "replay", "bisect", "ReplayResult", "BisectResult", "RR_FILE"]
