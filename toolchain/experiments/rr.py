@@ -245,10 +245,10 @@ def bisect(result: Path, trial: int, kernel: Optional[Path] = None) -> BisectRes
     try:
         found = bisection.search(lo, hi, run)
     except bisection.Contradiction as err:
+        must = "fail, as the campaign recorded" if err.expected_failing else "pass, to start from"
         raise RevenantError(f"bisect: {param}={err.probe.ns} {'failed' if err.probe.failing else 'passed'} "
-                            f"when run again, but the campaign says it "
-                            f"{'passes' if err.expected_failing is False else 'fails'}: the trial is not "
-                            f"a pure function of its instant; runs in {work}") from None
+                            f"when run again, but it must {must}: the trial is not a pure function of its "
+                            f"instant; runs in {work}") from None
     out = BisectResult(chosen.camp.experiment, trial, param, [lo, hi], found.passing, found.failing,
                        found.steps, round(time.monotonic() - t0, 3), [asdict(p) for p in found.probes])
     for d in work.iterdir():            # keep the two runs that make the boundary
