@@ -138,6 +138,35 @@ def test_a_trial_without_artifacts_is_refused(campaign, tmp_path):
         rr.replay(copy / "result.json", t.index)
 
 
+def edited(campaign, tmp_path, change) -> Path:
+    copy = tmp_path / "camp"
+    shutil.copytree(campaign.dir, copy)
+    data = json.loads((copy / "result.json").read_text())
+    change(data, next(t for t in data["trials"] if t["index"] == failing(campaign).index))
+    (copy / "result.json").write_text(json.dumps(data))
+    return copy / "result.json"
+
+
+BOTH = (rr.replay, rr.bisect)
+
+
+@pytest.mark.parametrize("change,words,commands", [
+    (lambda d, t: t["params"].update(restart_at="1; poweroff"), "says it ran seed", BOTH),
+    (lambda d, t: t["params"].update(restart_at=t["params"]["restart_at"] + 1), "an edited result", BOTH),
+    (lambda d, t: t.update(seed=t["seed"] + 1), "an edited result", BOTH),
+    (lambda d, t: d["campaign"]["options"].update(workload="nope"), "unknown workload 'nope'", BOTH),
+    (lambda d, t: d["campaign"].update(options={}), "make no plan", BOTH),
+    (lambda d, t: t["artifacts"].update(rr="../../../../etc/hostname"), "outside the campaign directory",
+     (rr.replay,)),             # bisect reruns the plan: it reads no artifact
+])
+def test_an_edited_result_is_refused_before_anything_runs(campaign, tmp_path, change, words, commands):
+    result = edited(campaign, tmp_path, change)
+    for command in commands:
+        with pytest.raises(UsageError) as err:
+            command(result, failing(campaign).index)
+        assert words in str(err.value) and "\n" not in str(err.value)
+
+
 def test_the_replay_task_prints_one_clear_line(campaign):
     proc = subprocess.run([str(INVOKE), "experiment", "replay", str(campaign.json_path), "--trial", "99"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)

@@ -80,7 +80,25 @@ def choose(result: Path, trial: int, kernel: Optional[Path] = None) -> Chosen:
         have = sorted(t.index for t in camp.results)
         span = f"{have[0]}..{have[-1]}" if have else "none"
         raise UsageError(f"{camp.json_path}: no trial {trial} (this result has trials {span})")
+    check_plan(camp, found[0], exp)
     return Chosen(camp, found[0], exp)
+
+
+def check_plan(camp: Campaign, t: TrialResult, exp: object) -> None:
+    """A trial is a pure function of (campaign seed, index, options): what the JSON says it ran
+    must be what the experiment plans for them, or the JSON was edited (or the toolkit changed),
+    and nothing from it reaches a QEMU command line."""
+    try:
+        planned = exp.plan(camp.seed, t.index, camp.options)  # type: ignore[attr-defined]
+    except UsageError:
+        raise
+    except (KeyError, TypeError, ValueError) as err:
+        raise UsageError(f"{camp.json_path}: its options {camp.options} make no plan for experiment "
+                         f"{camp.experiment} ({type(err).__name__}: {err})") from None
+    if (planned.seed, planned.params) != (t.seed, t.params):
+        raise UsageError(f"{camp.json_path}: trial {t.index} says it ran seed {t.seed} with {t.params}, but "
+                         f"the experiment plans seed {planned.seed} with {planned.params}: an edited result, "
+                         f"or another version of the toolkit")
 
 
 def artifact(chosen: Chosen, name: str, what: str) -> Path:
@@ -91,7 +109,11 @@ def artifact(chosen: Chosen, name: str, what: str) -> Path:
         kept = "it passed, and only failing trials keep theirs (run with --keep all to keep every one)" \
             if not t.failing else "it was not recorded"
         raise UsageError(f"trial {t.index} of {camp.json_path} has no {what}: {kept}")
-    path = Path(camp.dir) / rel
+    base = Path(camp.dir).resolve()
+    path = (base / rel).resolve()
+    if base not in path.parents:
+        raise UsageError(f"trial {t.index} of {camp.json_path}: its {what} {rel!r} is outside the campaign "
+                         f"directory")
     if not path.is_file():
         raise UsageError(f"trial {t.index} of {camp.json_path}: its {what} {path} is gone")
     return path
