@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -101,6 +102,14 @@ def test_bisect_narrows_the_failing_instant_to_one_ns(campaign):
     assert (saved["passing"], saved["failing"]) == (b.passing, b.failing)
     kept = sorted(p.name for p in Path(b.json_path).parent.iterdir() if p.is_dir())
     assert kept == sorted([f"restart_at-{b.passing}", f"restart_at-{b.failing}"])
+    # What the pair means, from the two kept logs: one ns earlier the restart is taken before the
+    # program calls sleep_until (during its spin: it passes), one ns later only once it waits in
+    # the call (it fails).
+    for ns, before in ((b.passing, True), (b.failing, False)):
+        log = next((Path(b.json_path).parent / f"restart_at-{ns}").glob("*.log")).read_text()
+        taken = int(re.search(rf"^restart: instant {ns} ns taken at (\d+) ns", log, re.M).group(1))
+        called = int(re.search(r"^tally: sleep_until from (\d+)", log, re.M).group(1))
+        assert (taken < called) is before, (ns, taken, called)
 
 
 # ------------------------------------------------------------------------------ refusals
