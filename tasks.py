@@ -194,7 +194,7 @@ def restart(c, socket=""):
 
 
 @task(positional=["name", "results"],
-      help={"name": "an experiment (leak | chained | fuzz | restart | loadvm) or merge | replay | bisect",
+      help={"name": "an experiment (leak | chained | fuzz | restart | loadvm | instant) or merge | replay | bisect",
             "results": "merge: the shards' result.json files; replay, bisect: one result.json",
             "trials": "trials in the campaign (default: the experiment's own)",
             "seed": "the campaign's seed: trial K's seed and choices derive from (seed, K) (default 1)",
@@ -203,7 +203,7 @@ def restart(c, socket=""):
             "keep": "failing (default) | all | none: which trials keep their logs, disks and rr files",
             "trial": "run (replay, bisect) only trial K of the campaign",
             "size": "the experiment's N per trial (leak, chained, restart: events; fuzz: calls)",
-            "workload": "loadvm: reqresp (default), ring or futex_count",
+            "workload": "loadvm: reqresp (default), ring or futex_count; instant: ring (default), tally or tally_buggy",
             "out": "merge: the merged campaign's directory (default build/experiments/NAME-merged-...)"})
 @_clean_errors
 def experiment(c, name, results="", trials="", seed="", jobs="", shard="", keep="", trial="", size="",

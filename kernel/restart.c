@@ -18,12 +18,22 @@
 // there, too, nothing of the kernel's wait state survives, only frames and
 // user memory do.
 //
-// Triggers: `restart_every=MS` (guest time), and the host through an NMI
-// (QMP inject-nmi: the NMI handler only counts, trapasm.S). Either is acted
-// on at the next safe point, a place where every vproc's state is its
-// frame and no kernel work is half done: a timer tick from user mode
+// Triggers: `restart_every=MS` (guest time), `restart_at=NS` (once, at a
+// guest instant), and the host through an NMI (QMP inject-nmi: the NMI
+// handler only counts, trapasm.S). Each is acted on at the next safe
+// point, a place where every vproc's state is its frame and no kernel work
+// is half done: a timer tick from user mode
 // (trap.c) and the top of the scheduler loop (sched.c), which runs before
 // any other program gets the CPU and, when idle, after every interrupt.
+//
+// Why restart_at exists beside the NMI: an instant chosen by the host is
+// wall-clock timed, so a trial that fails because of where its restart
+// fell cannot be run again exactly, and QEMU's record/replay cannot replay
+// an injected NMI either (docs/toolkit.md, "Record and replay"). An
+// instant in guest time is part of the command line: under -icount shift=0
+// the clock advances one ns per guest instruction, so the same NS restarts
+// the same run at the same instruction, every time, and a bisection over
+// NS narrows a failure down to one ns.
 #include "activation.h"
 #include "cmdline.h"
 #include "env.h"
@@ -37,6 +47,9 @@ volatile uint64_t nmi_requests;         // trapasm.S nmi_entry: lock incq
 extern char nmi_stack[], nmi_stack_top[];   // trapasm.S
 
 static uint64_t every_ms, next_ms;      // restart_every=MS; the next one due
+static uint64_t at_ns;                  // restart_at=NS; 0: absent, or done
+static uint64_t checked_ns;             // the clock at the last safe point it was not due
+static uint64_t due_ns;                 // ... and at the one it was
 static uint64_t nmi_handled;            // requests acted on so far
 static uint64_t restarts;
 
@@ -46,6 +59,9 @@ void restart_init(void)
     next_ms = timer_ms() + every_ms;
     if (every_ms)
         kprintf("restart: every %lu ms\n", every_ms);
+    at_ns = cmdline_has("restart_at") ? cmdline_ulong("restart_at") : 0;
+    if (at_ns)
+        kprintf("restart: at %lu ns\n", at_ns);
 }
 
 static bool nmi_pending(void)
@@ -58,16 +74,40 @@ static bool timer_due(void)
     return every_ms && timer_ms() >= next_ms;
 }
 
-bool restart_due(void)
+// Remembers where it was last found not due: every NS in (checked_ns,
+// the clock now] would have restarted at this very safe point, in the same
+// run (the toolkit's bisection uses that: one run answers for the whole
+// stretch, docs/toolkit.md).
+static bool instant_due(void)
 {
-    return nmi_pending() || timer_due();
+    if (!at_ns)
+        return false;
+    uint64_t now = timer_ns();
+    if (now >= at_ns) {
+        due_ns = now;
+        return true;
+    }
+    checked_ns = now;
+    return false;
 }
 
-// Which trigger this restart answers; both are consumed. A late period is
-// not made up for: the next one is a full period from now.
+bool restart_due(void)
+{
+    return nmi_pending() || timer_due() || instant_due();
+}
+
+// Which trigger this restart answers (the NMI's name wins); every due one
+// is consumed. A late period is not made up for: the next one is a full
+// period from now.
 static const char *consume_trigger(void)
 {
     const char *by = "timer";
+    if (instant_due()) {
+        by = "instant";
+        kprintf("restart: instant %lu ns taken at %lu ns; not due at %lu ns\n", at_ns, due_ns,
+                checked_ns);
+        at_ns = 0;                      // once: a later safe point finds nothing due
+    }
     if (nmi_pending()) {
         nmi_handled = nmi_requests;
         by = "nmi";

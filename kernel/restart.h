@@ -5,9 +5,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-// Boot: `restart_every=MS` (0 or absent: only on request).
+// Boot: `restart_every=MS` (0 or absent: only on request), `restart_at=NS`
+// (one restart once the guest clock reaches NS ns).
 void restart_init(void);
-// A restart has been asked for (an NMI came, or restart_every is due).
+// A restart has been asked for (an NMI came, restart_every or restart_at is
+// due).
 // Cheap: checked at every safe point.
 bool restart_due(void);
 // At a safe point only (every vproc's frame complete: a tick from user

@@ -36,7 +36,7 @@ class Restart:
     child: int
     upcalls: int
     pending: int
-    by: str             # "timer" (restart_every=) or "nmi" (the host)
+    by: str             # "timer" (restart_every=), "instant" (restart_at=) or "nmi" (the host)
     ns: int             # what the restart itself took (guest time, printing excluded)
 
 

@@ -20,6 +20,7 @@ _MODULES: Dict[str, str] = {
     "fuzz": "fuzz",
     "restart": "restart",
     "loadvm": "loadvm",
+    "instant": "instant",
 }
 
 

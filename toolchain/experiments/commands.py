@@ -82,9 +82,11 @@ def parse(name: str, words: List[str], given: Given) -> Command:
     if given.workload.strip():
         options["workload"] = given.workload.strip()
     opts = engine.check_options(exp, options)
-    if "workload" in opts:
-        from .loadvm import workload
-        workload(str(opts["workload"]))
+    if "workload" in opts:              # the experiment's own table; loadvm's by default
+        check = getattr(exp, "workload", None)
+        if check is None:
+            from .loadvm import workload as check
+        check(str(opts["workload"]))
     seed = _whole("--seed", given.seed, 0)
     trials = _whole("--trials", given.trials, 1)
     jobs = _whole("--jobs", given.jobs, 1)
@@ -98,8 +100,10 @@ def parse(name: str, words: List[str], given: Given) -> Command:
 
     def run() -> Outcome:
         from .report import render
+        from .rr import recorder
         camp = engine.run_campaign(exp, seed=1 if seed is None else seed, trials=trials, options=opts,
-                                   jobs=jobs or 0, shard=shard, keep=keep, only=only, progress=given.progress)
+                                   jobs=jobs or 0, shard=shard, keep=keep, only=only, progress=given.progress,
+                                   rr_for=recorder(exp))
         return Outcome(render(camp), camp.ok)
 
     return Command(True, run)
