@@ -63,6 +63,19 @@ struct env *env_slot(int i);
 // returns its id, -ECHILD if there is no such child, -ERESTART (blocked,
 // the caller rewinds) if it has not ended yet, -EFAULT (nothing reaped).
 long env_wait(struct env *e, long id, uint64_t status_uva);
+// Restore (restore.c), before anything runs. An environment with the id,
+// name and parent a checkpoint names: live with an empty address space (no
+// vproc, no activation state yet), or a zombie holding `status`. NULL: no
+// free slot, the id is taken or impossible, or no memory.
+struct env *env_restore_new(int id, const char *name, int parent, bool zombie, int status);
+// A new vproc of live e (not yet runnable): 0, -EINVAL (too many), -ENOMEM.
+int env_restore_vproc(struct env *e, struct vproc **out);
+// The next spawn gets id `next`; without a live init, the last environment
+// to end powers off.
+void env_restore_ids(int next);
+// A restore failed half-way: free every environment quietly (nothing ran,
+// nothing is reported, no poweroff), as if none had been made.
+void env_discard_all(void);
 // poweroff() from init: power off once every environment has ended.
 long env_poweroff(struct env *e, bool ok);
 #endif

@@ -17,6 +17,7 @@
 #include "power.h"
 #include "printf.h"
 #include "restart.h"
+#include "restore.h"
 #include "sched.h"
 #include "syscall.h"
 #include "timer.h"
@@ -115,5 +116,9 @@ void kmain(int protocol, uint64_t info)
         power_off(ktest_run(cmdline_get("test")));
     if (cmdline_has("heartbeat"))
         heartbeat(cmdline_ulong("heartbeat"));
+    // A checkpoint on the disk is the system to go on with: its init and
+    // programs come back, and run= starts nothing (docs/persistence.md).
+    if (restore_boot())
+        schedule();
     run_init();
 }

@@ -228,3 +228,48 @@ void shm_env_release(struct env *e)
         if (e->shm.slot[i].region)
             slot_release(&e->shm, &e->shm.slot[i]);
 }
+
+// ------------------------------------------------------------ restore
+
+struct shm_region *shm_restore_region(uint64_t npages)
+{
+    if (npages == 0 || npages > SHM_REGION_MAX / PAGE_SIZE)
+        return NULL;
+    struct shm_region *r = region_new(npages);
+    if (r)
+        r->refs = 1;            // the restore's own hold, until shm_restore_put
+    return r;
+}
+
+void shm_restore_put(struct shm_region *r)
+{
+    region_put(r);
+}
+
+uint64_t shm_restore_frame(const struct shm_region *r, uint64_t page)
+{
+    return page < r->npages ? r->frames[page] : 0;
+}
+
+int shm_restore_hold(struct env *e, uint32_t i, struct shm_region *r, uint32_t gen,
+                     bool has_handle, uint64_t va, uint64_t prot)
+{
+    struct shm_table *t = &e->shm;
+    if (i >= SHM_REGIONS_MAX || t->slot[i].region || (!has_handle && !va))
+        return -EINVAL;
+    if (t->bytes + region_bytes(r) > SHM_BYTES_MAX)
+        return -ENOSPC;
+    if (va) {
+        if (prot != PROT_READ && prot != (PROT_READ | PROT_WRITE))
+            return -EINVAL;
+        int err = vm_map_frames(e->pml4, va, r->frames, r->npages,
+                                prot & PROT_WRITE ? VM_READ | VM_WRITE : VM_READ);
+        if (err < 0)
+            return err;
+    }
+    slot_hold(t, (int)i, r);
+    t->slot[i].gen = gen;
+    t->slot[i].has_handle = has_handle;
+    t->slot[i].va = va;
+    return 0;
+}
