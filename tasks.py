@@ -273,6 +273,22 @@ def mutate(c, only="", jobs="1", quick=False, list=False, keep=False, timeout="0
         raise Exit(code=1)
 
 
+@task(
+    positional=["action", "disk"],
+    help={
+        "action": "list | inspect (read a checkpoint disk offline, without booting)",
+        "disk": "the checkpoint disk: a qcow2 (as `invoke run --disk`) or raw image",
+        "slot": "for inspect: A or B (default: the newest valid checkpoint)",
+    }
+)
+@_clean_errors
+def checkpoint(c, action, disk, slot=""):
+    """Checkpoints on disk: checkpoint list DISK, checkpoint inspect DISK [--slot A|B]."""
+    from toolchain.persist import inspect
+
+    print(inspect.command(action, disk, slot))
+
+
 @task(help={"all_": "also delete the saved snapshots (build/snapshots.qcow2)"})
 @_clean_errors
 def clean(c, all_=False):
@@ -292,6 +308,7 @@ def _adapt_invoke() -> None:
                     "socket": "PATH"},
             "debug": {"append": "CMDLINE", "port": "PORT"},
             "snapshot": {"socket": "PATH", "disk": "QCOW2", "action": "ACTION", "name": "NAME"},
+            "checkpoint": {"action": "ACTION", "disk": "DISK", "slot": "A|B"},
             "iso": {"append": "CMDLINE"},
             "bench": {"out": "PATH", "only": "SECTIONS"},
             "experiment": {"name": "NAME", "size": "N", "trials": "N", "seed": "S", "workload": "NAME",
@@ -300,7 +317,7 @@ def _adapt_invoke() -> None:
             "test": {"args": "ARGS", "numprocesses": "N", "junit": "PATH"},
             "build": {"jobs": "N"},
         },
-        optional={"snapshot": ["name"]},
+        optional={"snapshot": ["name"], "checkpoint": ["action", "disk"]},
     )
 
 
