@@ -14,6 +14,10 @@ void console_spawned(struct env *parent, int child_id);
 // However e ends: if it held the console, the console goes back to init.
 void console_env_ended(struct env *e);
 
+// For checkpoints: who holds the console and the state of its input ring.
+void console_checkpoint(int32_t *holder, uint32_t *give_next, uint64_t *ring_va,
+                        uint32_t *ring_size, uint32_t *head);
+
 long sys_console_attach(uint64_t ring, uint64_t size);
 long sys_console_wait(uint64_t seen, uint64_t deadline);
 long sys_console_give(uint64_t id);

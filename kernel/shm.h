@@ -40,6 +40,12 @@ void shm_gift_give(struct env *child, struct shm_region *gift[], uint64_t n);
 // The environment ended (its address space is gone already): let go of
 // every region it held; a region nobody holds any more is freed.
 void shm_env_release(struct env *e);
+// For checkpoints (checkpoint.c): a region's identity (a creation number,
+// never reused), its size in pages, and frame i (0 past the end).
+uint64_t shm_region_serial(const struct shm_region *r);
+uint64_t shm_region_pages(const struct shm_region *r);
+uint64_t shm_region_frame(const struct shm_region *r, uint64_t i);
+
 // Pure parts (kernel/tests/test_shm.c).
 uint64_t shm_handle(int slot, uint32_t gen);
 int shm_handle_slot(uint64_t handle, uint32_t *gen);   // -1 if it cannot be one
