@@ -190,12 +190,20 @@ static struct act_record *record_kva(struct env *e, uint32_t i)
 {
     uint64_t va = record_uva(i);
     uint64_t pte = vm_lookup(e->pml4, va);
+    vm_mark_dirty(e->pml4, va);         // written behind the CPU's back: checkpoints must see it
     return (struct act_record *)((uint8_t *)P2V(pte & PTE_ADDR) + (va & (PAGE_SIZE - 1)));
 }
 
 static struct act_slot *slot(struct act_env *a, uint32_t i)
 {
     return &a->slots[i / ACT_SLOTS_PER_CHUNK][i % ACT_SLOTS_PER_CHUNK];
+}
+
+int act_record_state(const struct act_env *a, uint32_t i)
+{
+    if (i >= a->pool.size || !act_pool_in_use(&a->pool, i))
+        return SLOT_FREE;
+    return a->slots[i / ACT_SLOTS_PER_CHUNK][i % ACT_SLOTS_PER_CHUNK].state;
 }
 
 // The pool's bitmap says in use; the slot says how.
@@ -225,6 +233,7 @@ static void mirror(struct act_env *a, struct vproc *v)
     h->freed = a->stats.freed;
     h->disabled_saves = a->stats.disabled_saves;
     h->free_records = a->pool.nfree;
+    vm_mark_dirty(v->env->pml4, ACT_SEGMENT);   // through the direct map: checkpoints must see it
 }
 
 static int map_segment(struct env *e, uint32_t pool_size, struct act_header **header)

@@ -116,6 +116,10 @@ void act_tick(void);
 // restarted upcall, else woken. dropped[kind] counts them; the total.
 int act_drop_waits(int *dropped);
 
+// Checkpoints (checkpoint.c): the kernel's state of record i, an enum
+// act_slot_state (SLOT_FREE if i is out of the pool).
+int act_record_state(const struct act_env *a, uint32_t i);
+
 // The system calls.
 long sys_act_resume(uint64_t record);
 long sys_act_enable(void);

@@ -41,8 +41,10 @@
 #define CKPT_FULL         (1U << 0)     // every page was written by this checkpoint
 #define CKPT_OUTCOMMIT    (1U << 1)     // output commit was on (outcommit=on)
 
-// The manifest's sections, in this order, each an array of fixed-size
-// records (section[i].type == i; a reader refuses any other).
+// The manifest's sections, each an array of fixed-size records at the
+// offset its descriptor gives (in any order inside the manifest; they do
+// not overlap). header.section[i] describes section i (its type == i; a
+// reader refuses any other).
 enum ckpt_section {
     CKPT_SEC_ENV = 0,       // struct ckpt_env, one per environment (live or zombie)
     CKPT_SEC_THREAD,        // struct ckpt_thread, one per vproc

@@ -69,6 +69,16 @@ static struct {
 } con;
 static bool routed;             // IRQ 4 reaches the CPU (an I/O APIC answered)
 
+void console_checkpoint(int32_t *holder, uint32_t *give_next, uint64_t *ring_va,
+                        uint32_t *ring_size, uint32_t *head)
+{
+    *holder = con.holder;
+    *give_next = con.give_next;
+    *ring_va = con.ring;
+    *ring_size = con.ring ? con.size : 0;
+    *head = con.head;
+}
+
 void console_init(void)
 {
     con.holder = INIT_ENV_ID;
@@ -86,6 +96,7 @@ static volatile uint8_t *ring_at(struct env *e, uint64_t va)
     uint64_t pa = (pte & PTE_ADDR) | (va & (PAGE_SIZE - 1));
     if ((pte & PTE_RING) != PTE_RING || pa >= DIRECT_MAP_SIZE)
         return NULL;
+    vm_mark_dirty(e->pml4, va);         // written through the direct map: checkpoints must see it
     return P2V(pa);
 }
 

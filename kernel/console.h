@@ -20,6 +20,10 @@ void console_env_ended(struct env *e);
 // -EINVAL / -EFAULT (the ring; the console is then held with none attached).
 long console_restore(int holder, bool give_next, uint64_t ring, uint64_t size, uint32_t head);
 
+// For checkpoints: who holds the console and the state of its input ring.
+void console_checkpoint(int32_t *holder, uint32_t *give_next, uint64_t *ring_va,
+                        uint32_t *ring_size, uint32_t *head);
+
 long sys_console_attach(uint64_t ring, uint64_t size);
 long sys_console_wait(uint64_t seen, uint64_t deadline);
 long sys_console_give(uint64_t id);

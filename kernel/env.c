@@ -40,6 +40,11 @@ struct env *env_find(int id)
     return NULL;
 }
 
+int env_next_id(void)
+{
+    return next_id;
+}
+
 struct env *env_slot(int i)
 {
     return i >= 0 && i < ENV_MAX ? envs[i] : NULL;

@@ -32,6 +32,7 @@ struct env {
     struct act_env *act;        // activation state (activation.c), NULL once ended
     struct shm_table shm;       // shared regions held (shm.c), empty once ended
     uint32_t blocked[WAIT_KINDS];   // blocking calls rewound, by enum wait_kind (sched_block)
+    bool out_direct;            // outcommit(OUTCOMMIT_OFF): its output is not held (outcommit.c)
 };
 
 // Create an environment running `image` (an ELF, loaded by elf_load) with
@@ -58,6 +59,8 @@ struct env *env_find(int id);
 // The environment in table slot i (0..ENV_MAX-1), live or zombie, or NULL:
 // for walks over every environment (restart.c).
 struct env *env_slot(int i);
+// The id the next spawn will get (ids are never reused): checkpoints save it.
+int env_next_id(void);
 
 // wait(): reap a zombie child of `e` (id, or any for -1) into *status_uva;
 // returns its id, -ECHILD if there is no such child, -ERESTART (blocked,

@@ -1,6 +1,8 @@
 // kmain: from boot/entry.S to whatever the command line asks for.
 #include <stdint.h>
 #include "activation.h"
+#include "blk.h"
+#include "checkpoint.h"
 #include "bootinfo.h"
 #include "cmdline.h"
 #include "console.h"
@@ -9,6 +11,7 @@
 #include "env.h"
 #include "gdt.h"
 #include "initrd.h"
+#include "kbd.h"
 #include "ktest.h"
 #include "lapic.h"
 #include "memlayout.h"
@@ -107,6 +110,10 @@ void kmain(int protocol, uint64_t info)
     timer_init(cmdline_ulong("hz"));
     restart_init();
     console_init();
+    blk_init();
+    checkpoint_init();
+    if (checkpoint_enabled() && !kbd_init())
+        kprintf("checkpoint: no PS/2 keyboard: the host cannot ask for one\n");
     kprintf("revenant: ready\n");
 
     const char *how = cmdline_get("crash");

@@ -19,13 +19,16 @@
 // rebuilt one record at a time; should any record be refused or memory run
 // out half-way, everything built so far is discarded before anything has
 // run (env_discard_all), and the other slot is tried, then a clean boot.
+#include <stddef.h>
 #include "abi.h"
 #include "activation.h"
 #include "blk.h"
+#include "checkpoint.h"
 #include "console.h"
 #include "crc32c.h"
 #include "env.h"
 #include "memlayout.h"
+#include "outcommit.h"
 #include "printf.h"
 #include "restore.h"
 #include "restore_check.h"
@@ -33,6 +36,7 @@
 #include "shm.h"
 #include "string.h"
 #include "timer.h"
+#include "uart.h"
 #include "vm.h"
 #include "x86.h"
 
@@ -164,6 +168,7 @@ static bool restore_env(const struct ckpt_env *ce)
     if (!e)
         return refuse("env %d: no room or no memory", ce->id);
     rs.envs++;
+    e->out_direct = ce->flags & CKPT_ENV_OUT_DIRECT;
     if (zombie)
         return true;
     _Static_assert(sizeof(struct act_stats) == sizeof(ce->act_stats), "act_stats as saved");
@@ -257,7 +262,7 @@ static uint64_t page_frame(const struct ckpt_page *p, bool *skip)
     *skip = false;
     if (p->owner_kind == CKPT_OWNER_SHM) {
         uint64_t pa = (uint32_t)p->owner < rs.nregions
-                          ? shm_restore_frame(rs.region[p->owner], p->va / PAGE_SIZE) : 0;
+                          ? shm_region_frame(rs.region[p->owner], p->va / PAGE_SIZE) : 0;
         return pa ? pa : (refuse("page: region %d offset 0x%lx", p->owner, p->va), 0);
     }
     struct env *e = live_env(p->owner);
@@ -468,6 +473,54 @@ static void start_all(void)
     }
 }
 
+// ------------------------------------------------------------ held output
+
+// The release mark (block 2): how much output the console has shown since
+// the first boot, as far as the disk knows; 0 if the mark is absent or bad.
+static uint64_t released_mark(void)
+{
+    struct ckpt_release m;
+    if (read_blocks(CKPT_RELEASE_BLOCK, rs.window, 1) < 0)
+        return 0;
+    rs.window_block = UINT64_MAX;
+    memcpy(&m, rs.window, sizeof(m));
+    bool ok = m.magic == CKPT_RELEASE_MAGIC && m.version == CKPT_VERSION &&
+              m.crc == crc32c(&m, offsetof(struct ckpt_release, crc));
+    return ok ? m.released_seq : 0;
+}
+
+static void write_mark(uint64_t generation, uint64_t seq)
+{
+    struct ckpt_release m = { .magic = CKPT_RELEASE_MAGIC, .version = CKPT_VERSION,
+                              .generation = generation, .released_seq = seq };
+    m.crc = crc32c(&m, offsetof(struct ckpt_release, crc));
+    memset(rs.window, 0, sizeof(rs.window));
+    memcpy(rs.window, &m, sizeof(m));
+    rs.window_block = UINT64_MAX;
+    if (blk_write(CKPT_RELEASE_BLOCK * SECTORS_PER_BLOCK, rs.window, 1) < 0 || blk_flush() < 0)
+        kprintf("restore: release mark not written: a restore may print this output again\n");
+}
+
+// The checkpoint's held output was committed with it: what the console has
+// not shown yet (the release mark says how far it got) goes out now, before
+// any program runs, exactly once (docs/persistence.md, "Output commit").
+static void release_held_output(void)
+{
+    const struct ckpt_section_desc *out = &rs.h.section[CKPT_SEC_OUTPUT];
+    uint64_t first = rs.h.output_seq, held = out->bytes, shown = released_mark();
+    uint64_t skip = shown <= first ? 0 : shown - first < held ? shown - first : held;
+    char chunk[256];
+    for (uint64_t off = skip; off < held; off += sizeof(chunk)) {
+        uint64_t n = held - off < sizeof(chunk) ? held - off : sizeof(chunk);
+        if (!manifest_get(out->offset + off, chunk, n))
+            break;              // read before, under the manifest's CRC: cannot fail but on I/O
+        uart_write(chunk, n);
+    }
+    outcommit_restore(first + held);
+    if (skip < held)
+        write_mark(rs.h.generation, first + held);
+}
+
 static bool read_header(int slot, struct ckpt_header *h)
 {
     static uint8_t sector[CKPT_SECTOR] __attribute__((aligned(16)));
@@ -515,9 +568,11 @@ static bool try_slot(int slot, const struct ckpt_header *h)
     timer_advance_to(rs.h.clock_ns);
     restored_generation = rs.h.generation;
     restored_slot = slot;
+    checkpoint_adopt(rs.h.generation);      // the next checkpoint is newer, and spares this one
     kprintf("restore: generation %lu from slot %c, %u envs, %lu pages, %lu.%lu ms\n",
             rs.h.generation, slot_name[slot], rs.envs, rs.pages, ns / 1000000,
             ns / 100000 % 10);
+    release_held_output();
     start_all();
     return true;
 }

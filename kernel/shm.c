@@ -28,6 +28,7 @@
 #define SLOT_BITS  8
 
 struct shm_region {
+    uint64_t serial;            // creation number: its identity for incremental checkpoints
     int refs;                   // slots holding it, in every environment
     uint64_t npages;
     uint64_t frames[];          // npages physical addresses
@@ -55,6 +56,21 @@ int shm_handle_slot(uint64_t handle, uint32_t *gen)
 
 // ------------------------------------------------------------ regions
 
+uint64_t shm_region_serial(const struct shm_region *r)
+{
+    return r->serial;
+}
+
+uint64_t shm_region_pages(const struct shm_region *r)
+{
+    return r->npages;
+}
+
+uint64_t shm_region_frame(const struct shm_region *r, uint64_t i)
+{
+    return i < r->npages ? r->frames[i] : 0;
+}
+
 static uint64_t region_bytes(const struct shm_region *r)
 {
     return r->npages * PAGE_SIZE;
@@ -65,6 +81,8 @@ static struct shm_region *region_new(uint64_t npages)
     struct shm_region *r = kmalloc(sizeof(*r) + npages * sizeof(uint64_t));
     if (!r)
         return NULL;
+    static uint64_t serials;
+    r->serial = ++serials;
     r->refs = 0;
     r->npages = npages;
     for (uint64_t i = 0; i < npages; i++) {
@@ -244,11 +262,6 @@ struct shm_region *shm_restore_region(uint64_t npages)
 void shm_restore_put(struct shm_region *r)
 {
     region_put(r);
-}
-
-uint64_t shm_restore_frame(const struct shm_region *r, uint64_t page)
-{
-    return page < r->npages ? r->frames[page] : 0;
 }
 
 int shm_restore_hold(struct env *e, uint32_t i, struct shm_region *r, uint32_t gen,
