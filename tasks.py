@@ -175,6 +175,8 @@ def bench(c, quick=False, out="build/bench.json", only=""):
     build(c)
     report = benchmarks.run_all(quick=quick, out=out, only=sections, progress=True)
     print(report.render())
+    from toolchain.experiments.report import bench_report
+    print(bench_report(report.out).render())
     if not report.ok:
         raise Exit(code=1)
 
@@ -190,50 +192,45 @@ def restart(c, socket=""):
           f"prints `restart <n>: ...` at its next safe point")
 
 
-@task(help={"name": "leak | chained | fuzz | restart | loadvm",
-            "size": "N, a whole number >= 1 (default: the large N of each; not for loadvm)",
-            "trials": "loadvm: trials to run (default 20)",
-            "seed": "loadvm: the run's seed; trial K's seed and instants derive from it (default 1)",
+@task(positional=["name", "results"],
+      help={"name": "an experiment (leak | chained | fuzz | restart | loadvm) or merge | replay | bisect",
+            "results": "merge: the shards' result.json files; replay, bisect: one result.json",
+            "trials": "trials in the campaign (default: the experiment's own)",
+            "seed": "the campaign's seed: trial K's seed and choices derive from (seed, K) (default 1)",
+            "jobs": "trials at once (default: the cores)",
+            "shard": "I/N: run only the trials K with K % N == I - 1 (merge the N results after)",
+            "keep": "failing (default) | all | none: which trials keep their logs, disks and rr files",
+            "trial": "run (replay, bisect) only trial K of the campaign",
+            "size": "the experiment's N per trial (leak, chained, restart: events; fuzz: calls)",
             "workload": "loadvm: reqresp (default), ring or futex_count",
-            "trial": "loadvm: run only trial K of this seed again (a failing one, say)",
-            "jobs": "loadvm: trials at once (default: the cores)"})
+            "out": "merge: the merged campaign's directory (default build/experiments/NAME-merged-...)"})
 @_clean_errors
-def experiment(c, name, size="", trials="", seed="", workload="", trial="", jobs=""):
-    """Long experiments (large N) behind the suite's short ones; JSON in build/experiments/."""
-    from toolchain import experiment as experiments
-    from toolchain.cli import number
-    from toolchain.errors import UsageError
+def experiment(c, name, results="", trials="", seed="", jobs="", shard="", keep="", trial="", size="",
+               workload="", out=""):
+    """Campaigns of seeded trials in parallel, shards, merge; result.json, report.md and plots."""
+    from toolchain.cli import positional_list
+    from toolchain.experiments import commands
 
-    def whole(option, text, minimum):
-        return int(number(option, text, integer=True, minimum=minimum)) if str(text).strip() else None
-
-    n = whole("--size", size, 1) or 0
-    experiments.check_name(name)
-    loadvm_opts = {"--trials": trials, "--seed": seed, "--workload": workload, "--trial": trial, "--jobs": jobs}
-    if name == "loadvm":
-        from toolchain import loadvm
-
-        if n:
-            raise UsageError("experiment loadvm takes --trials, not --size")
-        if workload and workload not in loadvm.WORKLOADS:
-            raise UsageError(f"--workload: unknown workload {workload!r}; choose one of "
-                             f"{', '.join(loadvm.WORKLOADS)}")
-        s = whole("--seed", seed, 0)
-        args = dict(trials=whole("--trials", trials, 1) or 20, seed=1 if s is None else s,
-                    jobs=whole("--jobs", jobs, 1) or 0, only_trial=whole("--trial", trial, 0),
-                    workload=workload or "reqresp")
+    given = commands.Given(size=size, workload=workload, trials=trials, seed=seed, jobs=jobs, shard=shard,
+                           keep=keep, trial=trial, out=out)
+    command = commands.parse(name, positional_list(results), given)     # every refusal before the build
+    if command.needs_build:
         build(c)
-        result = loadvm.run(**args, progress=lambda text: print(f"loadvm: {text}", file=sys.stderr, flush=True))
-    else:
-        given = [opt for opt, value in loadvm_opts.items() if str(value).strip()]
-        if given:
-            raise UsageError(f"{', '.join(given)}: only experiment loadvm takes "
-                             f"{'it' if len(given) == 1 else 'them'}")
-        build(c)
-        result = experiments.run(name, n)
-    print(result.render())
-    if not result.ok:
+    outcome = command.run()
+    print(outcome.text)
+    if not outcome.ok:
         raise Exit(code=1)
+
+
+@task(positional=["result"],
+      help={"result": "a campaign's result.json (or its directory), or a bench JSON (build/bench.json)",
+            "out": "write the report and plots here (default: beside the JSON)"})
+@_clean_errors
+def report(c, result, out=""):
+    """Draw a campaign's (or `invoke bench`'s) report.md and PNG plots again from its JSON."""
+    from toolchain.experiments import commands
+
+    print(commands.report(result, out).text)
 
 
 @task(help={"only": "comma-separated areas (vm, syscall, ...) or globs on mutant names",
@@ -311,13 +308,16 @@ def _adapt_invoke() -> None:
             "checkpoint": {"action": "ACTION", "disk": "DISK", "slot": "A|B"},
             "iso": {"append": "CMDLINE"},
             "bench": {"out": "PATH", "only": "SECTIONS"},
-            "experiment": {"name": "NAME", "size": "N", "trials": "N", "seed": "S", "workload": "NAME",
-                           "trial": "K", "jobs": "N"},
+            "experiment": {"name": "NAME", "results": "RESULT.json", "size": "N", "trials": "N", "seed": "S",
+                           "workload": "NAME", "trial": "K", "jobs": "N", "shard": "I/N",
+                           "keep": "WHICH", "out": "DIR"},
+            "report": {"result": "JSON", "out": "DIR"},
             "mutate": {"only": "AREAS", "jobs": "N", "timeout": "SECONDS", "catalogue": "DIR", "out": "PATH"},
             "test": {"args": "ARGS", "numprocesses": "N", "junit": "PATH"},
             "build": {"jobs": "N"},
         },
-        optional={"snapshot": ["name"], "checkpoint": ["action", "disk"]},
+        optional={"snapshot": ["name"], "checkpoint": ["action", "disk"], "experiment": ["results"]},
+        variadic={"experiment": "results"},
     )
 
 

@@ -2,6 +2,8 @@
 Ctrl-C leaves no QEMU behind; `invoke test` and `invoke doctor` exit statuses."""
 from __future__ import annotations
 
+import json
+
 import os
 import queue
 import re
@@ -111,10 +113,12 @@ def test_the_chained_experiment_reports_redeliveries_and_exact_checksums():
     proc = invoke("experiment", "chained", "--size", "3", timeout=300)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
-    assert "experiment chained n=3: OK" in output
-    redelivered = int(next(line.split(":")[1] for line in output.splitlines()
-                           if line.strip().startswith("redelivered:")))
-    assert redelivered >= 3, output
+    assert "experiment chained seed=1 trials=1 size=3: OK" in output, output
+    (json_path,) = [line.split(":", 1)[1].strip() for line in output.splitlines()
+                    if line.strip().startswith("json:")]
+    (trial,) = json.loads(Path(json_path).read_text())["trials"]
+    assert trial["verdict"] == "ok" and trial["figures"]["redelivered"] >= 3, trial
+    assert trial["figures"]["threads_exact"] == 8 and trial["figures"]["pool_whole"] == 1, trial
 
 
 def test_a_snapshot_command_with_an_unknown_action_is_one_clear_error():

@@ -248,15 +248,17 @@ def invoke(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 def test_the_restart_experiment_writes_its_figures_as_json():
     proc = invoke("experiment", "restart", "--size", "30", timeout=300)
     output = proc.stdout + proc.stderr
-    assert proc.returncode == 0 and "experiment restart n=30: OK" in output, output
+    assert proc.returncode == 0 and "experiment restart seed=1 trials=1 size=30: OK" in output, output
     (json_path,) = [line.split(":", 1)[1].strip() for line in output.splitlines()
                     if line.strip().startswith("json:")]
     record = json.loads(Path(json_path).read_text())
-    figures = record["figures"]
-    assert record["name"] == "restart" and record["ok"], record
+    (trial,) = record["trials"]
+    figures = trial["figures"]
+    assert record["experiment"] == "restart" and trial["verdict"] == "ok", record
     assert figures["restarts"] >= 30 and figures["messages"] >= 1, figures
-    assert figures["lost"] == 0 and figures["doubled"] == 0, figures
-    assert figures["checksum_expected"] == figures["checksum_got"], figures
+    assert figures["lost"] == 0 and figures["doubled"] == 0 and figures["corrupt"] == 0, figures
+    assert figures["restart_ns_median"] > 0, figures
+    assert record["summary"]["figures"]["restarts"]["n"] == 1, record["summary"]
 
 
 def test_invoke_restart_asks_a_running_machine_and_without_one_says_so(tmp_path, boot):

@@ -4,10 +4,11 @@
 - ``guard``: runs a task body; a ``RevenantError`` becomes ``error: <summary>`` and exit 1, an
   ``OSError`` (an unwritable build/, a full disk) ``error: cannot <write|read> PATH: <reason>``,
   anything else ``error: internal error ...`` with the traceback kept in a file, so nothing is lost.
-- ``adapt_invoke``: three adjustments of invoke's parser (invoke >= 2.0): option placeholders with
+- ``adapt_invoke``: four adjustments of invoke's parser (invoke >= 2.0): option placeholders with
   a meaning (``--timeout=SECONDS``, not a bare ``--timeout``), positional arguments a task may omit
-  (``invoke snapshot list``), and ``--help`` on a task with positionals (``invoke snapshot --help``
-  printed "unknown action '--help'").  Both are guarded: on an invoke without these internals, help shows
+  (``invoke snapshot list``), ``--help`` on a task with positionals (``invoke snapshot --help``
+  printed "unknown action '--help'"), and a last positional that takes every further word
+  (``invoke experiment merge A.json B.json C.json``; ``positional_list`` splits it again).  Both are guarded: on an invoke without these internals, help shows
   invoke's own placeholders and the positional is required, nothing breaks.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from .errors import RevenantError, UsageError
 
@@ -100,6 +101,13 @@ def guard(body: Callable[[], object], exit_cls: Callable[..., BaseException]) ->
 # ------------------------------------------------------------------ invoke's parser
 METAVARS: Dict[str, Dict[str, str]] = {}       # task -> option -> placeholder
 OPTIONAL_POSITIONALS: Dict[str, Sequence[str]] = {}   # task -> positionals it may omit
+VARIADIC_POSITIONALS: Dict[str, str] = {}   # task -> its last positional, which takes every further word
+_SEPARATOR = "\n"                    # between the words of a variadic positional's value
+
+
+def positional_list(value: object) -> List[str]:
+    """The words a variadic positional took (``adapt_invoke(variadic=...)``), in order."""
+    return [w for w in str(value or "").split(_SEPARATOR) if w]
 
 
 def _excepthook(kind, value, tb) -> None:                  # type: ignore[no-untyped-def]
@@ -119,9 +127,11 @@ def _excepthook(kind, value, tb) -> None:                  # type: ignore[no-unt
     print(f"error: internal error ({kind.__name__}: {value}); traceback in {kept}", file=sys.stderr)
 
 
-def adapt_invoke(metavars: Dict[str, Dict[str, str]], optional: Dict[str, Sequence[str]]) -> None:
+def adapt_invoke(metavars: Dict[str, Dict[str, str]], optional: Dict[str, Sequence[str]],
+                 variadic: Optional[Dict[str, str]] = None) -> None:
     METAVARS.update(metavars)
     OPTIONAL_POSITIONALS.update(optional)
+    VARIADIC_POSITIONALS.update(variadic or {})
     if sys.excepthook is sys.__excepthook__:
         sys.excepthook = _excepthook
     try:
@@ -144,6 +154,8 @@ def adapt_invoke(metavars: Dict[str, Dict[str, str]], optional: Dict[str, Sequen
             initial.flags[token].value = ctx.name
             self._revenant_help = True
             return None
+        if _more_for_variadic(self, token):
+            return None
         return handle(self, token)
 
     def help_for_with_metavars(self, flag):        # type: ignore[no-untyped-def]
@@ -165,10 +177,22 @@ def adapt_invoke(metavars: Dict[str, Dict[str, str]], optional: Dict[str, Sequen
                     arg.set_value("", cast=False)
         return complete_context(self)
 
+    def _more_for_variadic(self, token):           # type: ignore[no-untyped-def]
+        # A word after every positional is filled: invoke would take it for the next task name
+        # ("No idea what 'B.json' is!"); a variadic last positional takes it instead.
+        ctx = self.context
+        name = VARIADIC_POSITIONALS.get(getattr(ctx, "name", None) or "")
+        if (name is None or self.current_state == "unknown" or self.waiting_for_flag_value
+                or ctx.missing_positional_args or token.startswith("-") or token in self.contexts):
+            return False
+        arg = ctx.args[name]
+        arg.set_value(f"{arg.value}{_SEPARATOR}{token}" if arg.value else token, cast=False)
+        return True
+
     ParserContext.help_for = help_for_with_metavars
     ParseMachine.complete_context = complete_with_optional
     ParseMachine.handle = handle_help_first
     ParserContext._revenant_adapted = True
 
 
-__all__ = ["number", "guard", "describe_os_error", "adapt_invoke"]
+__all__ = ["number", "guard", "describe_os_error", "adapt_invoke", "positional_list"]
