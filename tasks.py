@@ -190,6 +190,21 @@ def restart(c, socket=""):
           f"prints `restart <n>: ...` at its next safe point")
 
 
+@task(help={"action": "now (default): ask the machine of `invoke run --qmp --disk` for a checkpoint",
+            "socket": "QMP socket of that machine (default build/qmp.sock)"})
+@_clean_errors
+def checkpoint(c, action="now", socket=""):
+    """Ask the machine of `invoke run --qmp` for a checkpoint (F12 through QMP send-key; docs/persistence.md)."""
+    from toolchain.errors import UsageError
+    from toolchain.persist import checkpoints
+
+    if action != "now":
+        raise UsageError(f"checkpoint: unknown action {action!r} (now)")
+    req = checkpoints.request(socket or None)
+    print(f"checkpoint requested: send-key {checkpoints.CHECKPOINT_KEY} sent to {req.socket} in "
+          f"{req.ms:.1f} ms; the kernel prints `checkpoint <n>: ...` at its next safe point")
+
+
 @task(help={"name": "leak | chained | fuzz | restart | loadvm",
             "size": "N, a whole number >= 1 (default: the large N of each; not for loadvm)",
             "trials": "loadvm: trials to run (default 20)",
