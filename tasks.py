@@ -39,8 +39,9 @@ def build(c, verbose=False, jobs=""):
     help={
         "append": "kernel command line, e.g. 'heartbeat=500' or 'run=hello' (checked before booting)",
         "qmp": "leave a QMP socket (build/qmp.sock) for `invoke snapshot`",
-        "disk": "with --qmp: the qcow2 disk for snapshots (default build/snapshots.qcow2; "
-                "created if absent, in an existing directory)",
+        "disk": "a qcow2 image the guest gets as its virtio-blk disk and QMP snapshots use (with --qmp "
+                "default build/snapshots.qcow2); created (64 MiB) if absent, in an existing directory, "
+                "and kept across boots",
         "timeout": "stop the machine after this many seconds (0 = never)",
         "kvm": "use KVM instead of TCG (opt-in; fails with one line if this host's KVM cannot run it)",
         "iso": "boot through GRUB from its own ISO, build/run.iso (build/revenant.iso is `invoke iso`'s)",
@@ -273,17 +274,27 @@ def mutate(c, only="", jobs="1", quick=False, list=False, keep=False, timeout="0
 @task(
     positional=["action", "disk"],
     help={
-        "action": "list | inspect (read a checkpoint disk offline, without booting)",
-        "disk": "the checkpoint disk: a qcow2 (as `invoke run --disk`) or raw image",
+        "action": "now (default): ask the machine of `invoke run --qmp --disk` for a checkpoint; "
+                  "list | inspect: read a checkpoint disk offline, without booting",
+        "disk": "list, inspect: the checkpoint disk: a qcow2 (as `invoke run --disk`) or raw image",
         "slot": "for inspect: A or B (default: the newest valid checkpoint)",
+        "socket": "now: QMP socket of that machine (default build/qmp.sock)",
     }
 )
 @_clean_errors
-def checkpoint(c, action, disk, slot=""):
-    """Checkpoints on disk: checkpoint list DISK, checkpoint inspect DISK [--slot A|B]."""
-    from toolchain.persist import inspect
+def checkpoint(c, action="now", disk="", slot="", socket=""):
+    """Checkpoints: checkpoint [now] (F12 through QMP send-key), checkpoint list DISK, inspect DISK [--slot]."""
+    from toolchain.errors import UsageError
+    from toolchain.persist import checkpoints, inspect
 
-    print(inspect.command(action, disk, slot))
+    if action != "now":
+        print(inspect.command(action, disk, slot))
+        return
+    if disk or slot:
+        raise UsageError("checkpoint now: takes --socket, not a disk or --slot")
+    req = checkpoints.request(socket or None)
+    print(f"checkpoint requested: send-key {checkpoints.CHECKPOINT_KEY} sent to {req.socket} in "
+          f"{req.ms:.1f} ms; the kernel prints `checkpoint <n>: ...` at its next safe point")
 
 
 @task(help={"all_": "also delete the saved snapshots (build/snapshots.qcow2)"})
@@ -305,7 +316,7 @@ def _adapt_invoke() -> None:
                     "socket": "PATH"},
             "debug": {"append": "CMDLINE", "port": "PORT"},
             "snapshot": {"socket": "PATH", "disk": "QCOW2", "action": "ACTION", "name": "NAME"},
-            "checkpoint": {"action": "ACTION", "disk": "DISK", "slot": "A|B"},
+            "checkpoint": {"action": "ACTION", "disk": "DISK", "slot": "A|B", "socket": "PATH"},
             "iso": {"append": "CMDLINE"},
             "bench": {"out": "PATH", "only": "SECTIONS"},
             "experiment": {"name": "NAME", "results": "RESULT.json", "size": "N", "trials": "N", "seed": "S",
