@@ -194,7 +194,7 @@ def restart(c, socket=""):
 
 
 @task(positional=["name", "results"],
-      help={"name": "an experiment (leak | chained | fuzz | restart | loadvm) or merge | replay | bisect",
+      help={"name": "an experiment (leak | chained | fuzz | restart | loadvm | powercut | upgrade) or merge | replay | bisect",
             "results": "merge: the shards' result.json files; replay, bisect: one result.json",
             "trials": "trials in the campaign (default: the experiment's own)",
             "seed": "the campaign's seed: trial K's seed and choices derive from (seed, K) (default 1)",
@@ -202,7 +202,7 @@ def restart(c, socket=""):
             "shard": "I/N: run only the trials K with K % N == I - 1 (merge the N results after)",
             "keep": "failing (default) | all | none: which trials keep their logs, disks and rr files",
             "trial": "run (replay, bisect) only trial K of the campaign",
-            "size": "the experiment's N per trial (leak, chained, restart: events; fuzz: calls)",
+            "size": "the experiment's N per trial (leak, chained, restart: events; fuzz: calls; powercut, upgrade: work units)",
             "workload": "loadvm: reqresp (default), ring or futex_count",
             "out": "merge: the merged campaign's directory (default build/experiments/NAME-merged-...)"})
 @_clean_errors
@@ -282,12 +282,12 @@ def mutate(c, only="", jobs="1", quick=False, list=False, keep=False, timeout="0
     }
 )
 @_clean_errors
-def checkpoint(c, action="now", disk="", slot="", socket=""):
+def checkpoint(c, action, disk, slot="", socket=""):
     """Checkpoints: checkpoint [now] (F12 through QMP send-key), checkpoint list DISK, inspect DISK [--slot]."""
     from toolchain.errors import UsageError
     from toolchain.persist import checkpoints, inspect
 
-    if action != "now":
+    if action not in ("", "now"):
         print(inspect.command(action, disk, slot))
         return
     if disk or slot:

@@ -20,6 +20,8 @@ _MODULES: Dict[str, str] = {
     "fuzz": "fuzz",
     "restart": "restart",
     "loadvm": "loadvm",
+    "powercut": "powercut",
+    "upgrade": "upgrade",
 }
 
 
