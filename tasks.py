@@ -39,8 +39,9 @@ def build(c, verbose=False, jobs=""):
     help={
         "append": "kernel command line, e.g. 'heartbeat=500' or 'run=hello' (checked before booting)",
         "qmp": "leave a QMP socket (build/qmp.sock) for `invoke snapshot`",
-        "disk": "with --qmp: the qcow2 disk for snapshots (default build/snapshots.qcow2; "
-                "created if absent, in an existing directory)",
+        "disk": "a qcow2 image the guest gets as its virtio-blk disk and QMP snapshots use (with --qmp "
+                "default build/snapshots.qcow2); created (64 MiB) if absent, in an existing directory, "
+                "and kept across boots",
         "timeout": "stop the machine after this many seconds (0 = never)",
         "kvm": "use KVM instead of TCG (opt-in; fails with one line if this host's KVM cannot run it)",
         "iso": "boot through GRUB from its own ISO, build/run.iso (build/revenant.iso is `invoke iso`'s)",

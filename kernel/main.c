@@ -2,6 +2,7 @@
 #include <stdint.h>
 #include "activation.h"
 #include "blk.h"
+#include "blktest.h"
 #include "checkpoint.h"
 #include "bootinfo.h"
 #include "cmdline.h"
@@ -119,6 +120,9 @@ void kmain(int protocol, uint64_t info)
     const char *how = cmdline_get("crash");
     if (how)
         crash(how);
+    const char *blk_mode = cmdline_get("blktest");
+    if (blk_mode)
+        power_off(blktest_run(blk_mode));
     if (cmdline_has("test"))
         power_off(ktest_run(cmdline_get("test")));
     if (cmdline_has("heartbeat"))

@@ -129,6 +129,35 @@ uint64_t pmm_alloc_pair(void)
     return 0;
 }
 
+// Bit k of the result set: bits k..k+n-1 of `word` are all set.
+static uint64_t runs_of(uint64_t word, unsigned n)
+{
+    uint64_t runs = word;
+    for (unsigned k = 1; k < n; k++)
+        runs &= word >> k;
+    return runs;
+}
+
+uint64_t pmm_alloc_run(unsigned n)
+{
+    if (n == 0 || n > 64 || nfree < n)
+        return 0;
+    for (uint64_t i = 0; i < NWORDS; i++) {
+        uint64_t w = (hint + i) % NWORDS;
+        uint64_t runs = runs_of(free_map[w], n);
+        if (!runs)
+            continue;
+        uint64_t first = w * 64 + (uint64_t)__builtin_ctzll(runs);
+        for (uint64_t f = first; f < first + n; f++) {
+            bitmap_clear(free_map, f);
+            fill_page(P2V(f * PAGE_SIZE), 0);
+        }
+        nfree -= n;
+        return first * PAGE_SIZE;
+    }
+    return 0;
+}
+
 void pmm_free(uint64_t pa)
 {
     if ((pa & (PAGE_SIZE - 1)) || pa < lowest || pa >= highest || reserved(pa))

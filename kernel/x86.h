@@ -4,17 +4,21 @@
 
 #include <stdint.h>
 
-static inline void outb(uint16_t port, uint8_t v)
-{
-    asm volatile("outb %0, %1" : : "a"(v), "Nd"(port));
-}
-
-static inline uint8_t inb(uint16_t port)
-{
-    uint8_t v;
-    asm volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
+// outb/inb, outw/inw, outl/inl: the port I/O instructions of each width.
+#define X86_PORT_IO(sfx, type)                                              \
+    static inline void out##sfx(uint16_t port, type v)                      \
+    {                                                                       \
+        asm volatile("out" #sfx " %0, %1" : : "a"(v), "Nd"(port));          \
+    }                                                                       \
+    static inline type in##sfx(uint16_t port)                               \
+    {                                                                       \
+        type v;                                                             \
+        asm volatile("in" #sfx " %1, %0" : "=a"(v) : "Nd"(port));           \
+        return v;                                                           \
+    }
+X86_PORT_IO(b, uint8_t)
+X86_PORT_IO(w, uint16_t)
+X86_PORT_IO(l, uint32_t)
 
 static inline void cli(void) { asm volatile("cli" ::: "memory"); }
 static inline void sti(void) { asm volatile("sti" ::: "memory"); }

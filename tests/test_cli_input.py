@@ -106,10 +106,6 @@ def test_socket_without_qmp_is_an_error(tmp_path):
     one_error(invoke("run", "--socket", str(tmp_path / "q.sock")), "--socket", "--qmp")
 
 
-def test_disk_without_qmp_is_an_error(tmp_path):
-    one_error(invoke("run", "--disk", str(tmp_path / "d.qcow2")), "--disk", "--qmp")
-
-
 def test_a_disk_in_a_missing_directory_is_refused_and_the_directory_is_not_created(tmp_path):
     disk = tmp_path / "no" / "such" / "dir" / "d.qcow2"
     proc = invoke("run", "--qmp", "--socket", str(tmp_path / "q.sock"), "--disk", str(disk))

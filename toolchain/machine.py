@@ -58,7 +58,7 @@ RUN_DIR_NAME = "run"          # build/logs/run/: pidfiles (and QMP sockets) of l
 
 __all__ = [
     "MachineConfig", "Machine", "ExitResult", "find_tool", "check_kernel_image", "create_disk",
-    "reap_stale", "kill_all", "live_machines",
+    "reap_stale", "kill_all", "live_machines", "disk_args",
 ]
 
 
@@ -86,6 +86,22 @@ def create_disk(path: Path, size: str = "64M") -> Path:
     if proc.returncode != 0:
         raise RevenantError(f"qemu-img create {path} failed: {(proc.stderr or proc.stdout).strip()}")
     return path
+
+
+def disk_args(disk: Union[str, Path], *, attach: bool = True, replay: bool = False) -> List[str]:
+    """QEMU options for the qcow2 ``disk``: node ``d0`` (QMP snapshots name it), and with
+    ``attach`` the same node as the guest's virtio-blk disk (device ``blk0``), so one image holds
+    both the guest's own writes and the snapshots.  ``replay`` puts a ``blkreplay`` node (``r0``)
+    between them, which ``-icount ...,rr=record|replay`` needs for a disk (docs/persistence.md)."""
+    args = ["-blockdev", f"driver=file,filename={_escape_opt(str(disk))},node-name=f0",
+            "-blockdev", "driver=qcow2,file=f0,node-name=d0"]
+    if not attach:
+        return args
+    node = "d0"
+    if replay:
+        args += ["-blockdev", "driver=blkreplay,image=d0,node-name=r0"]
+        node = "r0"
+    return args + ["-device", f"virtio-blk-pci,drive={node},id=blk0"]
 
 
 # ----------------------------------------------------------------- kernel image check
@@ -169,6 +185,8 @@ class MachineConfig:
     disk: Optional[Path] = None            # qcow2 image for internal snapshots (node names f0/d0)
     create_disk: bool = True               # qemu-img create it if missing
     disk_size: str = "64M"
+    attach_disk: bool = True               # also give d0 to the guest as a virtio-blk-pci device
+    disk_replay: bool = False              # put a blkreplay node (r0) between d0 and the device: -icount rr=
     paused: bool = False                   # -S: CPUs stopped until `cont` (QMP or gdb)
     gdb: Optional[str] = None              # e.g. "tcp::1234" -> -gdb tcp::1234
     extra_args: List[str] = field(default_factory=list)
@@ -342,8 +360,7 @@ class Machine:
         if self.qmp_socket is not None:
             argv += ["-qmp", f"unix:{self.qmp_socket},server=on,wait=off"]
         if cfg.disk is not None:
-            argv += ["-blockdev", f"driver=file,filename={_escape_opt(str(cfg.disk))},node-name=f0",
-                     "-blockdev", "driver=qcow2,file=f0,node-name=d0"]
+            argv += disk_args(cfg.disk, attach=cfg.attach_disk, replay=cfg.disk_replay)
         if cfg.paused:
             argv.append("-S")
         if cfg.gdb:

@@ -1,7 +1,7 @@
 """`invoke run`: boot with the serial console on the terminal and exit when the guest does.
 
 Everything the toolkit can refuse is refused before the build and the boot (``RunOptions.check``):
-a command line the kernel would reject, ``--socket``/``--disk`` without ``--qmp``, a disk that
+a command line the kernel would reject, ``--socket`` without ``--qmp``, a disk that
 is not qcow2 or whose directory does not exist, ``--kvm`` without /dev/kvm.  The terminal shows
 the kernel's lines in plain words (toolchain/narrate.py; ``--raw`` shows them as they are), then
 what the run showed, the serial log's path and one specific verdict line.
@@ -49,8 +49,6 @@ class RunOptions:
         cmdline.check(self.append)
         if self.socket and not self.qmp:
             raise UsageError("--socket goes with --qmp (it is where the QMP socket goes); add --qmp")
-        if self.disk and not self.qmp:
-            raise UsageError("--disk goes with --qmp (snapshots are taken over QMP); add --qmp")
         if self.iso and self.kernel:
             raise UsageError("--iso boots build/kernel.elf through GRUB; it cannot go with --kernel")
         if self.timeout < 0:
@@ -76,7 +74,8 @@ def check_kvm() -> None:
 
 
 def check_disk(disk: Path) -> None:
-    """A snapshot disk must be a qcow2 image, or not exist yet in an existing directory."""
+    """The disk (the guest's virtio-blk disk, and QMP's snapshot store) must be a qcow2 image,
+    or not exist yet in an existing directory (it is then created)."""
     if disk.is_dir():
         raise UsageError(f"--disk {disk} is a directory; give the path of a qcow2 file")
     if not disk.exists():
@@ -102,7 +101,8 @@ def check_disk(disk: Path) -> None:
 
 
 def interactive_config(options: RunOptions) -> MachineConfig:
-    """The machine `invoke run` starts: serial echoed, QMP at build/qmp.sock (or `socket`) with --qmp."""
+    """The machine `invoke run` starts: serial echoed, QMP at build/qmp.sock (or `socket`) with --qmp;
+    the disk (``--disk``, else build/snapshots.qcow2 with --qmp) attached as the guest's virtio-blk disk."""
     if options.qmp:
         from .snapshot import snapshot_machine_config   # QMP (asyncio) only when asked for
 
@@ -112,7 +112,7 @@ def interactive_config(options: RunOptions) -> MachineConfig:
         if options.socket:
             cfg.qmp_socket = Path(options.socket)
     else:
-        cfg = MachineConfig(append=options.append)
+        cfg = MachineConfig(append=options.append, disk=Path(options.disk) if options.disk else None)
     cfg.name = "run"
     if options.kernel:
         cfg.kernel = Path(options.kernel)

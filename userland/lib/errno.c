@@ -6,6 +6,7 @@ const char *errno_name(long err)
     case EPERM:        return "EPERM";
     case ENOENT:       return "ENOENT";
     case ESRCH:        return "ESRCH";
+    case EIO:          return "EIO";
     case E2BIG:        return "E2BIG";
     case ENOEXEC:      return "ENOEXEC";
     case EBADF:        return "EBADF";
