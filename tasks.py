@@ -191,6 +191,34 @@ def restart(c, socket=""):
           f"prints `restart <n>: ...` at its next safe point")
 
 
+@task(
+    positional=["action", "disk"],
+    help={
+        "action": "now (default): ask the machine of `invoke run --qmp --disk` for a checkpoint; "
+                  "list | inspect: read a checkpoint disk offline, without booting",
+        "disk": "for list / inspect: the checkpoint disk, a qcow2 (as `invoke run --disk`) or raw image",
+        "slot": "for inspect: A or B (default: the newest valid checkpoint)",
+        "socket": "for now: QMP socket of that machine (default build/qmp.sock)",
+    }
+)
+@_clean_errors
+def checkpoint(c, action, disk, slot="", socket=""):
+    """Checkpoints: ask a running machine for one (F12 through QMP send-key), or read a disk:
+    checkpoint [now], checkpoint list DISK, checkpoint inspect DISK [--slot A|B] (docs/persistence.md)."""
+    from toolchain.errors import UsageError
+    from toolchain.persist import checkpoints, inspect
+
+    if action in ("list", "inspect"):
+        print(inspect.command(action, disk, slot))
+        return
+    if action not in ("", "now") or disk:
+        raise UsageError(f"checkpoint: unknown action {' '.join(filter(None, [action, disk]))!r} "
+                         f"(now, list DISK, inspect DISK)")
+    req = checkpoints.request(socket or None)
+    print(f"checkpoint requested: send-key {checkpoints.CHECKPOINT_KEY} sent to {req.socket} in "
+          f"{req.ms:.1f} ms; the kernel prints `checkpoint <n>: ...` at its next safe point")
+
+
 @task(help={"name": "leak | chained | fuzz | restart | loadvm",
             "size": "N, a whole number >= 1 (default: the large N of each; not for loadvm)",
             "trials": "loadvm: trials to run (default 20)",
@@ -274,22 +302,6 @@ def mutate(c, only="", jobs="1", quick=False, list=False, keep=False, timeout="0
         raise Exit(code=1)
 
 
-@task(
-    positional=["action", "disk"],
-    help={
-        "action": "list | inspect (read a checkpoint disk offline, without booting)",
-        "disk": "the checkpoint disk: a qcow2 (as `invoke run --disk`) or raw image",
-        "slot": "for inspect: A or B (default: the newest valid checkpoint)",
-    }
-)
-@_clean_errors
-def checkpoint(c, action, disk, slot=""):
-    """Checkpoints on disk: checkpoint list DISK, checkpoint inspect DISK [--slot A|B]."""
-    from toolchain.persist import inspect
-
-    print(inspect.command(action, disk, slot))
-
-
 @task(help={"all_": "also delete the saved snapshots (build/snapshots.qcow2)"})
 @_clean_errors
 def clean(c, all_=False):
@@ -309,7 +321,7 @@ def _adapt_invoke() -> None:
                     "socket": "PATH"},
             "debug": {"append": "CMDLINE", "port": "PORT"},
             "snapshot": {"socket": "PATH", "disk": "QCOW2", "action": "ACTION", "name": "NAME"},
-            "checkpoint": {"action": "ACTION", "disk": "DISK", "slot": "A|B"},
+            "checkpoint": {"action": "ACTION", "disk": "DISK", "slot": "A|B", "socket": "PATH"},
             "iso": {"append": "CMDLINE"},
             "bench": {"out": "PATH", "only": "SECTIONS"},
             "experiment": {"name": "NAME", "size": "N", "trials": "N", "seed": "S", "workload": "NAME",

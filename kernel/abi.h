@@ -45,7 +45,7 @@
 #define EPERM        1
 #define ENOENT       2
 #define ESRCH        3
-#define EIO          5  // blk: the disk failed, timed out or misbehaved (checkpoint too)
+#define EIO          5  // blk: the disk failed, timed out or misbehaved
 #define E2BIG        7
 #define ENOEXEC      8
 #define EBADF        9

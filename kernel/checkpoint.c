@@ -36,6 +36,7 @@
 #include "sched.h"
 #include "string.h"
 #include "timer.h"
+#include "vm.h"
 #include "x86.h"
 
 static struct {
@@ -47,7 +48,9 @@ static struct {
     uint64_t full_every;        // checkpoint_full=N
     uint64_t every_ms, next_ms; // checkpoint_every=MS
     uint64_t cut_step, cut_after;
+    bool cut_armed;             // this checkpoint is the one checkpoint_cut cuts
     uint64_t taken;             // committed this boot
+    uint64_t quota;             // page_quota=N
     volatile bool requested;
     const char *why;            // the request's reason, for the line
     struct pbuf man, shadow, prev_shadow;
@@ -69,6 +72,7 @@ void checkpoint_init(void)
 {
     ck.every_ms = cmdline_has("checkpoint_every") ? cmdline_ulong("checkpoint_every") : 0;
     ck.full_every = cmdline_ulong("checkpoint_full");
+    ck.quota = cmdline_ulong("page_quota");
     ck.cut_step = cmdline_has("checkpoint_cut") ? cmdline_ulong("checkpoint_cut") : 0;
     ck.cut_after = cmdline_ulong("checkpoint_cut_after");
     ck.next_ms = timer_ms() + ck.every_ms;
@@ -184,7 +188,7 @@ static void cut_point(int step)
     static const char *const what[] = { "", "pages written", "manifest written", "data flushed",
                                         "header written", "header flushed (committed)",
                                         "output released", "release mark written" };
-    if (ck.cut_step == (uint64_t)step && ck.taken == ck.cut_after) {
+    if (ck.cut_armed && ck.cut_step == (uint64_t)step) {
         kprintf("checkpoint: cut after step %d (%s)\n", step, what[step]);
         power_cut();
     }
@@ -313,6 +317,7 @@ int checkpoint_run(void)
     uint64_t t0 = timer_ns();
     if (!ck.scanned)
         scan_disk();
+    ck.cut_armed = ck.cut_step && ck.taken == ck.cut_after;
     sched_sync_user_state();
     static struct ckpt_header h;
     memset(&h, 0, sizeof(h));
@@ -340,6 +345,22 @@ int checkpoint_run(void)
     print_line(&c, timer_ns() - t0, why);
     release_output(gen);
     return 0;
+}
+
+static int count_own_page(uint64_t va, uint64_t *pte, void *arg)
+{
+    if (!(*pte & PTE_SHARED) && !(va >= ACT_RESTORE && va < ACT_SEGMENT + ACT_SEGMENT_SIZE))
+        (*(uint64_t *)arg)++;
+    return 0;
+}
+
+long checkpoint_quota_check(uint64_t *pml4, uint64_t len)
+{
+    if (!ck.ready)
+        return 0;
+    uint64_t pages = 0, more = (len + CKPT_BLOCK - 1) / CKPT_BLOCK;
+    vm_walk_user(pml4, count_own_page, &pages);
+    return more > ck.quota || pages + more > ck.quota ? -ENOSPC : 0;
 }
 
 long sys_checkpoint(void)

@@ -24,5 +24,10 @@ int checkpoint_run(void);
 // the generation restored. The writer re-reads the slots anyway.
 void checkpoint_adopt(uint64_t generation);
 
+// map() of len more bytes in the address space pml4: 0, or -ENOSPC if its
+// own pages would exceed `page_quota` (only while checkpoints are on: the
+// quota bounds what one environment adds to every checkpoint).
+long checkpoint_quota_check(uint64_t *pml4, uint64_t len);
+
 long sys_checkpoint(void);
 #endif

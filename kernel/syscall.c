@@ -129,7 +129,8 @@ static long sys_map(uint64_t va, uint64_t len, uint64_t prot)
     // page; the ELF loader refuses such segments for the same reason.
     if ((prot & PROT_WRITE) && (prot & PROT_EXEC))
         return -EINVAL;
-    return vm_map_user(env_current()->pml4, va, len, (int)prot);
+    long over = checkpoint_quota_check(env_current()->pml4, len);
+    return over ? over : vm_map_user(env_current()->pml4, va, len, (int)prot);
 }
 
 // Restartable (docs/restart.md): a range with more to free than one call
