@@ -193,6 +193,34 @@ def restart(c, socket=""):
           f"prints `restart <n>: ...` at its next safe point")
 
 
+@task(
+    positional=["action", "disk"],
+    help={
+        "action": "now (default): ask the machine of `invoke run --qmp --disk` for a checkpoint; "
+                  "list | inspect: read a checkpoint disk offline, without booting",
+        "disk": "for list / inspect: the checkpoint disk, a qcow2 (as `invoke run --disk`) or raw image",
+        "slot": "for inspect: A or B (default: the newest valid checkpoint)",
+        "socket": "for now: QMP socket of that machine (default build/qmp.sock)",
+    }
+)
+@_clean_errors
+def checkpoint(c, action, disk, slot="", socket=""):
+    """Checkpoints: ask a running machine for one (F12 through QMP send-key), or read a disk:
+    checkpoint [now], checkpoint list DISK, checkpoint inspect DISK [--slot A|B] (docs/persistence.md)."""
+    from toolchain.errors import UsageError
+    from toolchain.persist import checkpoints, inspect
+
+    if action in ("list", "inspect"):
+        print(inspect.command(action, disk, slot))
+        return
+    if action not in ("", "now") or disk:
+        raise UsageError(f"checkpoint: unknown action {' '.join(filter(None, [action, disk]))!r} "
+                         f"(now, list DISK, inspect DISK)")
+    req = checkpoints.request(socket or None)
+    print(f"checkpoint requested: send-key {checkpoints.CHECKPOINT_KEY} sent to {req.socket} in "
+          f"{req.ms:.1f} ms; the kernel prints `checkpoint <n>: ...` at its next safe point")
+
+
 @task(positional=["name", "results"],
       help={"name": "an experiment (leak | chained | fuzz | restart | loadvm | powercut | upgrade) or merge | replay | bisect",
             "results": "merge: the shards' result.json files; replay, bisect: one result.json",
@@ -269,32 +297,6 @@ def mutate(c, only="", jobs="1", quick=False, list=False, keep=False, timeout="0
     print(f"report: {out_path}")
     if report.survivors:
         raise Exit(code=1)
-
-
-@task(
-    positional=["action", "disk"],
-    help={
-        "action": "now (default): ask the machine of `invoke run --qmp --disk` for a checkpoint; "
-                  "list | inspect: read a checkpoint disk offline, without booting",
-        "disk": "list, inspect: the checkpoint disk: a qcow2 (as `invoke run --disk`) or raw image",
-        "slot": "for inspect: A or B (default: the newest valid checkpoint)",
-        "socket": "now: QMP socket of that machine (default build/qmp.sock)",
-    }
-)
-@_clean_errors
-def checkpoint(c, action, disk, slot="", socket=""):
-    """Checkpoints: checkpoint [now] (F12 through QMP send-key), checkpoint list DISK, inspect DISK [--slot]."""
-    from toolchain.errors import UsageError
-    from toolchain.persist import checkpoints, inspect
-
-    if action not in ("", "now"):
-        print(inspect.command(action, disk, slot))
-        return
-    if disk or slot:
-        raise UsageError("checkpoint now: takes --socket, not a disk or --slot")
-    req = checkpoints.request(socket or None)
-    print(f"checkpoint requested: send-key {checkpoints.CHECKPOINT_KEY} sent to {req.socket} in "
-          f"{req.ms:.1f} ms; the kernel prints `checkpoint <n>: ...` at its next safe point")
 
 
 @task(help={"all_": "also delete the saved snapshots (build/snapshots.qcow2)"})

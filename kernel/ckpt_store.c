@@ -144,6 +144,14 @@ void blockmap_clear(struct blockmap *m)
     m->cursor = 0;
 }
 
+void blockmap_free(struct blockmap *m)
+{
+    for (int i = 0; i < 4; i++)
+        if (m->words[i])
+            pmm_free(V2P(m->words[i]));
+    memset(m, 0, sizeof(*m));
+}
+
 static uint64_t *word_of(const struct blockmap *m, uint64_t block, uint64_t *bit)
 {
     *bit = 1UL << (block % 64);

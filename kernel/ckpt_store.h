@@ -38,6 +38,7 @@ struct blockmap {
 };
 int blockmap_init(struct blockmap *m, uint64_t nblocks);        // 0 or -ENOMEM
 void blockmap_clear(struct blockmap *m);
+void blockmap_free(struct blockmap *m);
 void blockmap_set(struct blockmap *m, uint64_t block);           // ignores blocks past the end
 bool blockmap_test(const struct blockmap *m, uint64_t block);
 // A block (>= first) free in both maps, marked in `taken`; 0 if none.

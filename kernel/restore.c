@@ -594,15 +594,17 @@ bool restore_boot(void)
                     bad[0], bad[1]);
         return false;
     }
+    // A slot that cannot even be tried says so first (an empty one is no news).
+    for (int s = 0; s < CKPT_SLOTS; s++)
+        if (bad[s] && strcmp(bad[s], "empty"))
+            kprintf("restore: slot %c rejected: %s\n", slot_name[s], bad[s]);
     // The newest first; the older one if the newest cannot be restored.
     int first = bad[0] ? 1 : bad[1] ? 0 : h[1].generation > h[0].generation ? 1 : 0;
     int order[CKPT_SLOTS] = { first, 1 - first };
     for (int k = 0; k < CKPT_SLOTS; k++) {
         int s = order[k];
-        if (bad[s]) {
-            kprintf("restore: slot %c rejected: %s\n", slot_name[s], bad[s]);
+        if (bad[s])
             continue;
-        }
         if (try_slot(s, &h[s]))
             return true;
         kprintf("restore: slot %c (generation %lu) rejected: %s\n", slot_name[s],

@@ -124,7 +124,7 @@ uint64_t *vm_pte(uint64_t *pml4, uint64_t va)
 
 void vm_mark_dirty(uint64_t *pml4, uint64_t va)
 {
-    uint64_t *pte = vm_pte(pml4, va);
+    uint64_t *pte = pml4 ? vm_pte(pml4, va) : NULL;     // NULL: an address space being built or gone
     if (pte)
         *pte |= PTE_D;
 }

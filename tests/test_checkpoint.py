@@ -114,6 +114,22 @@ def test_an_incremental_checkpoint_writes_exactly_the_pages_that_changed(run, tm
     assert all(c.dirty < c.pages // 4 for c in cps[1:]), cps
 
 
+def test_a_page_mapped_again_is_saved_though_the_program_never_wrote_it(run, tmp_path):
+    # The last page is unmapped and mapped afresh (zeros, probably the very same frame): no
+    # write from the program sets its dirty bit; a new mapping must count as changed.
+    pages = 8
+    disk = tmp_path / "ckpt.qcow2"
+    r = run(f"run=ckpt_work:{pages}:2:1:z", disk=disk, timeout=60)
+    r.assert_sane()
+    d = fmt.read_disk(disk)
+    h = fmt.newest(d)
+    assert r.has(f"ckpt_work: zeroed generation {h.generation} sum " +
+                 r.matching(r"^ckpt_work: done sum (\d+)$")[0].group(1))
+    m = fmt.load(d, h, check_pages=True)
+    last = data_pages(m, work_env(m).id, pages)[pages - 1]
+    assert last.flags & fmt.PAGE_WRITTEN and fmt.page_bytes(d, last) == bytes(PAGE)
+
+
 CUTS = {1: "pages written", 2: "manifest written", 3: "data flushed", 4: "header written",
         5: "header flushed (committed)", 6: "output released", 7: "release mark written"}
 

@@ -8,7 +8,10 @@
 // Flags: d = output commit off for this program (outcommit(OUTCOMMIT_OFF));
 // l = loud, 64 lines of 256 bytes more per step (more than the kernel holds:
 // the writer waits for a checkpoint); q = first map 64 pages at a time (up
-// to 2048) until map() refuses, and say how far it got (page_quota).
+// to 2048) until map() refuses, and say how far it got (page_quota);
+// z = at the end, unmap the last page, map it again (zeros) and take one
+// more checkpoint: the new page must be saved though the program never
+// wrote it.
 #include <revenant.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +64,12 @@ int main(int argc, char **argv)
             printf("ckpt_work: loud %lu.%02d %0240d\n", i, k, 0);
         gen = sys_checkpoint();
         printf("ckpt_work: step %lu generation %ld sum %lu\n", i, gen, sum(mem, pages));
+    }
+    if (strchr(flags, 'z')) {
+        sys_unmap(BASE + (pages - 1) * PAGE, PAGE);
+        sys_map(BASE + (pages - 1) * PAGE, PAGE, PROT_READ | PROT_WRITE);
+        gen = sys_checkpoint();
+        printf("ckpt_work: zeroed generation %ld sum %lu\n", gen, sum(mem, pages));
     }
     printf("ckpt_work: done sum %lu\n", sum(mem, pages));
     return 0;

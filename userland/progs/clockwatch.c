@@ -1,5 +1,9 @@
 // clockwatch[:rounds[:period_us[:threads]]]: the clock never goes back and
 // sleeps come back, across restores (docs/persistence.md, "Restore").
+// A watcher thread never sleeps: it reads clock_ns() and yields, over and
+// over, so the first thing it does after a restore is read the clock (a
+// sleeper's first act would be to wait for its old deadline, which hides a
+// clock that went back).
 // Each of `threads` threads (default 2) runs `rounds` rounds (default 400):
 // it sleeps until an absolute deadline `period_us` (default 2000) ahead
 // (thread 0 with the kernel's sleep_until, so the vproc itself is blocked
@@ -27,6 +31,8 @@ struct watch {
 };
 
 static struct watch watches[MAX_THREADS];
+static struct watch watcher;
+static unsigned long running;           // sleepers not done yet (atomic)
 static unsigned long rounds = 400, period_us = 2000;
 
 static uint64_t mix(uint64_t x)         // splitmix64's finalizer
@@ -35,6 +41,26 @@ static uint64_t mix(uint64_t x)         // splitmix64's finalizer
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
     return x ^ (x >> 31);
+}
+
+static void saw(struct watch *w, const char *who, uint64_t now)
+{
+    if (now < w->last) {
+        w->backwards++;
+        printf("clockwatch: BACKWARDS %s round %lu by %lu ns\n", who, w->rounds,
+               (unsigned long)(w->last - now));
+    }
+    w->last = now;
+}
+
+static void *watch_clock(void *arg)
+{
+    (void)arg;
+    while (__atomic_load_n(&running, __ATOMIC_SEQ_CST)) {
+        saw(&watcher, "watcher", (uint64_t)sys_clock_ns());
+        thread_yield();
+    }
+    return NULL;
 }
 
 static void *watch_rounds(void *arg)
@@ -48,16 +74,12 @@ static void *watch_rounds(void *arg)
         else
             thread_sleep_until(deadline);
         uint64_t now = (uint64_t)sys_clock_ns();
-        if (now < w->last) {
-            w->backwards++;
-            printf("clockwatch: BACKWARDS thread %ld round %lu by %lu ns\n", id, w->rounds,
-                   (unsigned long)(w->last - now));
-        }
+        saw(w, id ? "sleeper" : "sleeper 0", now);
         w->early += now < deadline;
-        w->last = now;
         w->chain = mix(w->chain ^ ((uint64_t)id << 32 | w->rounds));
         w->rounds++;
     }
+    __atomic_fetch_sub(&running, 1, __ATOMIC_SEQ_CST);
     return NULL;
 }
 
@@ -72,14 +94,18 @@ int main(int argc, char **argv)
         printf("clockwatch: FAIL bad arguments\n");
         return 2;
     }
-    struct thread *t[MAX_THREADS];
+    struct thread *t[MAX_THREADS], *w;
+    running = (unsigned long)threads;
+    if (thread_create(&w, watch_clock, NULL) < 0)
+        printf("clockwatch: FAIL thread_create watcher\n");
     for (long i = 1; i < threads; i++)
         if (thread_create(&t[i], watch_rounds, (void *)i) < 0)
             printf("clockwatch: FAIL thread_create %ld\n", i);
     watch_rounds((void *)0L);
     for (long i = 1; i < threads; i++)
         thread_join(t[i], NULL);
-    struct watch all = { 0, 0, 0, 0, 0 };
+    thread_join(w, NULL);
+    struct watch all = { 0, 0, 0, watcher.backwards, 0 };
     for (long i = 0; i < threads; i++) {
         all.rounds += watches[i].rounds;
         all.backwards += watches[i].backwards;
