@@ -54,3 +54,7 @@ def test_the_bench_task_prints_progress_and_a_verdict(tmp_path):
     assert "bench: [1/1] harness: boot-to-poweroff" in proc.stderr, out
     assert "ratio_harness_over_bare" in proc.stdout and "target <= 1.3" in proc.stdout, out
     assert proc.returncode == (0 if "verdict: the one figure with a target met it" in proc.stdout else 1), out
+    # and the report of the ratios against their targets beside the JSON (toolchain/experiments/report.py)
+    png = (tmp_path / "bench-ratios.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5_000, len(png)
+    assert "| harness.ratio_harness_over_bare |" in (tmp_path / "bench.md").read_text()

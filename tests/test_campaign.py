@@ -231,6 +231,12 @@ def test_report_draws_bench_ratios_against_their_targets(tmp_path):
     ("{not json", ["not a JSON"]),
     ('{"format": 1, "experiment": "fuzz"}', ["not a campaign result", "KeyError"]),
     ('{"format": 9, "experiment": "fuzz"}', ["format 1", "format 9"]),
+    ('{"format": 1, "experiment": "fuzz", "campaign": {"seed": 1, "trials": 2, "options": {}}, "build": {},'
+     ' "trials": [{"index": "x", "seed": 1, "params": {}, "verdict": "ok"}]}', ["wrong type"]),
+    ('{"format": 1, "experiment": "fuzz", "campaign": {"seed": 1, "trials": 2, "options": {}}, "build": {},'
+     ' "trials": [{"index": 0, "seed": 1, "params": {}, "verdict": "fine"}]}', ["unknown verdict"]),
+    ('{"format": 1, "experiment": "fuzz", "campaign": {"seed": 1, "trials": 2, "options": {}}, "build": {},'
+     ' "trials": [{"index": 0, "seed": 1, "params": {}, "verdict": "ok", "extra": 1}]}', ["TypeError", "extra"]),
 ])
 def test_report_and_merge_refuse_a_file_that_is_not_a_result_in_one_line(tmp_path, text, words):
     path = tmp_path / "x.json"
@@ -296,3 +302,25 @@ def test_the_progress_bar_shows_done_failed_and_eta_on_a_terminal(capsys):
     with Progress("fuzz", 2) as quiet:             # stderr is not a terminal under pytest
         quiet.advance(R())
     assert capsys.readouterr().err == "" and not sys.stderr.isatty()
+
+
+class SeesRR(fuzz.Fuzz):
+    """The real fuzz trial, noting the RR the engine handed it (rr.py's hook: rr_for)."""
+
+    def __init__(self) -> None:
+        self.seen = {}
+
+    def run(self, plan, workdir, rr):
+        self.seen[plan.index] = (rr, workdir)
+        return super().run(plan, workdir, None)
+
+
+@qemu
+def test_the_engine_hands_each_trial_the_rr_that_rr_for_gives_it(kernel_elf, tmp_path):
+    exp = SeesRR()
+    c = campaign(tmp_path, trials=2, exp=exp,
+                 rr_for=lambda plan, workdir: engine.RR("record", workdir / f"t{plan.index}.rr"))
+    assert c.ok and sorted(exp.seen) == [0, 1]
+    for k, (rr, workdir) in exp.seen.items():
+        assert rr == engine.RR("record", Path(c.dir) / "artifacts" / f"trial-{k}" / f"t{k}.rr"), rr
+        assert workdir == Path(c.dir) / "artifacts" / f"trial-{k}"

@@ -34,6 +34,15 @@ def invoke_is_installed():
     (["experiment", "leak", "--size", "-5"], ["--size", "at least 1", "-5"]),
     (["experiment", "leak", "--size", "0"], ["--size", "at least 1"]),
     (["experiment", "nosuch", "--size", "3"], ["unknown experiment 'nosuch'"]),
+    (["experiment", "fuzz", "--shard", "3/2"], ["--shard 3/2", "from 1 to N"]),
+    (["experiment", "fuzz", "--shard", "half"], ["--shard takes I/N", "'half'"]),
+    (["experiment", "fuzz", "--keep", "some"], ["--keep takes failing, all, none", "'some'"]),
+    (["experiment", "leak", "--workload", "ring"], ["experiment leak does not take --workload"]),
+    (["experiment", "loadvm", "--workload", "nope"], ["unknown workload 'nope'", "reqresp"]),
+    (["experiment", "fuzz", "--trial", "1", "--shard", "1/2"], ["--trial K runs one trial", "--shard"]),
+    (["experiment", "merge", "only-one.json"], ["at least two shard results"]),
+    (["experiment", "replay", "r.json"], ["replay"]),
+    (["report", "/nonexistent/result.json"], ["no such file"]),
     (["debug", "--port", "abc"], ["--port", "whole number"]),
     (["debug", "--port", "70000"], ["--port", "65535"]),
     (["bench", "--only", "boot,bogus"], ["bogus", "boot", "uswitch"]),
@@ -60,7 +69,7 @@ def _value_options(task: str) -> list[str]:
 
 
 @pytest.mark.parametrize("task", ["build", "run", "debug", "snapshot", "doctor", "iso", "bench",
-                                  "experiment", "clean"])
+                                  "experiment", "report", "clean"])
 def test_every_option_that_takes_a_value_shows_a_placeholder_in_help(task):
     proc = invoke(task, "--help")
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -28,7 +28,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Protocol, Sequence
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence
 
 from .. import paths
 from ..errors import RevenantError, UsageError
@@ -170,11 +170,23 @@ class Campaign:
                        shard=None if shard is None else Shard(int(shard["index"]), int(shard["count"])),
                        only=c.get("only"), argv=list(data.get("argv", [])),
                        expected=str(data.get("expected", "")), setup=dict(data.get("setup") or {}),
-                       results=[TrialResult(**t) for t in data["trials"]],
+                       results=[_trial(t) for t in data["trials"]],
                        summary=dict(data.get("summary", {})), run=dict(data.get("run", {})),
                        dir=str(Path(where).parent) if where else "")
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise UsageError(f"{where}: not a campaign result ({type(err).__name__}: {err})") from None
+
+
+def _trial(t: dict) -> TrialResult:
+    """One trial of a result file, its types checked: a file may come from anywhere."""
+    r = TrialResult(**t)
+    if not (isinstance(r.index, int) and r.index >= 0 and isinstance(r.seed, int)
+            and isinstance(r.params, dict) and r.verdict in VERDICTS and isinstance(r.message, str)
+            and isinstance(r.seconds, (int, float)) and isinstance(r.figures, dict)
+            and all(isinstance(v, (int, float)) for v in r.figures.values())
+            and isinstance(r.artifacts, dict) and all(isinstance(v, str) for v in r.artifacts.values())):
+        raise ValueError(f"trial {t.get('index')!r} has a field of the wrong type or an unknown verdict")
+    return r
 
 
 def load(path: Path) -> Campaign:
@@ -254,14 +266,19 @@ def check_options(exp: Experiment, given: Dict[str, Any]) -> dict:
 
 
 # ------------------------------------------------------------------------ running
+RRFor = Callable[[TrialPlan, Path], Optional[RR]]     # (plan, the trial's workdir) -> its record/replay
+
+
 def run_trial(exp: Experiment, plan: TrialPlan, campaign_dir: Path, keep: str,
-              rr: Optional[RR] = None) -> TrialResult:
-    """One trial in its own directory; never raises; applies the keep policy to its files."""
+              rr_for: Optional[RRFor] = None) -> TrialResult:
+    """One trial in its own directory; never raises; applies the keep policy to its files.
+    ``rr_for`` (rr.py) gives the trial its RR, e.g. RR("record", workdir / "trial.rr"); the
+    experiment names the rr file among its artifacts."""
     workdir = campaign_dir / ARTIFACTS / f"trial-{plan.index}"
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     try:
-        result = exp.run(plan, workdir, rr)
+        result = exp.run(plan, workdir, rr_for(plan, workdir) if rr_for else None)
     except RevenantError as err:
         result = TrialResult.of_plan(plan, "error", message=err.summary)
     except Exception as err:            # a QMP library error or the like: one trial, not the campaign
@@ -318,11 +335,42 @@ def run_campaign(exp: Experiment, *, seed: int = 1, trials: Optional[int] = None
                  options: Optional[dict] = None, jobs: int = 0, shard: Optional[Shard] = None,
                  keep: str = "failing", only: Optional[int] = None, out_root: Optional[Path] = None,
                  kernel: Optional[Path] = None, progress: Optional[bool] = None,
-                 report: bool = True) -> Campaign:
+                 report: bool = True, rr_for: Optional[RRFor] = None) -> Campaign:
     """Run (a slice of) a campaign and write its result.json, report.md and plots."""
     from . import progress as bar
 
-    n = exp.default_trials if trials is None else trials
+    camp = _new_campaign(exp, seed, exp.default_trials if trials is None else trials, options or {},
+                         shard, keep, only, kernel)
+    out = campaign_dir(exp.name, out_root)
+    camp.dir = str(out)
+    plans = [exp.plan(seed, k, camp.options) for k in indices(camp.trials, shard, only)]
+    jobs = min(jobs or default_jobs(), max(1, len(plans)))     # what really runs at once
+    started, t0 = time.strftime("%Y-%m-%d %H:%M:%S"), time.monotonic()
+    results: List[TrialResult] = []
+    lock = threading.Lock()
+    with bar.Progress(f"{exp.name}", len(plans), enabled=progress) as shown:
+        def one(plan: TrialPlan) -> TrialResult:
+            r = run_trial(exp, plan, out, keep, rr_for)
+            with lock:
+                results.append(r)
+                shown.advance(r)
+            return r
+
+        _run_all(one, plans, jobs)
+    camp.results = sorted(results, key=lambda r: r.index)
+    camp.summary = summarize(camp.results)
+    seconds = round(time.monotonic() - t0, 3)
+    camp.run = {"jobs": jobs, "seconds": seconds, "started": started,
+                "trials_per_minute": round(len(results) * 60 / seconds, 1) if seconds else 0.0}
+    _prune_empty(out / ARTIFACTS)
+    write(camp, report=report)
+    return camp
+
+
+def _new_campaign(exp: Experiment, seed: int, n: int, options: dict, shard: Optional[Shard], keep: str,
+                  only: Optional[int], kernel: Optional[Path]) -> Campaign:
+    """The campaign's identity, every argument checked, and the experiment's description (for
+    loadvm a reference boot: before the campaign directory, so a failing one leaves none)."""
     if n < 1:
         raise UsageError(f"--trials takes a whole number of at least 1, not {n}")
     if keep not in KEEP:
@@ -331,42 +379,31 @@ def run_campaign(exp: Experiment, *, seed: int = 1, trials: Optional[int] = None
         raise UsageError("--trial K runs one trial: it takes no --shard")
     if only is not None and only < 0:
         raise UsageError(f"--trial takes a whole number of at least 0, not {only}")
-    opts = check_options(exp, options or {})
-    camp = Campaign(exp.name, seed, max(n, (only or 0) + 1) if only is not None else n, opts,
+    opts = check_options(exp, options)
+    camp = Campaign(exp.name, seed, max(n, only + 1) if only is not None else n, opts,
                     {"id": build_id(kernel), "kernel": str(kernel or paths.KERNEL_ELF)}, shard, only)
-    out = campaign_dir(exp.name, out_root)
-    camp.dir = str(out)
     described = exp.describe(opts)
     camp.argv, camp.expected = list(described.get("argv", [])), str(described.get("expected", ""))
     camp.setup = {k: v for k, v in described.items() if k not in ("argv", "expected")}
-    plans = [exp.plan(seed, k, opts) for k in indices(camp.trials, shard, only)]
-    jobs = jobs or default_jobs()
-    t0 = time.monotonic()
-    results: List[TrialResult] = []
-    lock = threading.Lock()
-    with bar.Progress(f"{exp.name}", len(plans), enabled=progress) as shown:
-        def one(plan: TrialPlan) -> TrialResult:
-            r = run_trial(exp, plan, out, keep)
-            with lock:
-                results.append(r)
-                shown.advance(r)
-            return r
-
-        if jobs == 1 or len(plans) <= 1:
-            for p in plans:
-                one(p)
-        else:
-            with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-                list(pool.map(one, plans))
-    results.sort(key=lambda r: r.index)
-    camp.results = results
-    camp.summary = summarize(results)
-    seconds = round(time.monotonic() - t0, 3)
-    camp.run = {"jobs": jobs, "seconds": seconds, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "trials_per_minute": round(len(results) * 60 / seconds, 1) if seconds else 0.0}
-    _prune_empty(out / ARTIFACTS)
-    write(camp, report=report)
     return camp
+
+
+def _run_all(one: Callable[[TrialPlan], TrialResult], plans: List[TrialPlan], jobs: int) -> None:
+    """Every plan through ``one``, ``jobs`` at a time. Interrupted (Ctrl-C), the trials not
+    started are dropped and the running ones' QEMUs killed, instead of waiting for them."""
+    if jobs == 1 or len(plans) <= 1:
+        for p in plans:
+            one(p)
+        return
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=jobs)
+    try:
+        list(pool.map(one, plans))
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        from ..machine import kill_all
+        kill_all()
+        raise
+    pool.shutdown()
 
 
 def _prune_empty(d: Path) -> None:
@@ -442,6 +479,6 @@ def _where(c: Campaign) -> str:
     return str(c.json_path) if c.dir else c.experiment
 
 
-__all__ = ["TrialPlan", "TrialResult", "RR", "Experiment", "Campaign", "Shard", "build_id", "trial_seed",
+__all__ = ["TrialPlan", "TrialResult", "RR", "RRFor", "Experiment", "Campaign", "Shard", "build_id", "trial_seed",
            "parse_shard", "indices", "check_options", "run_trial", "run_campaign", "merge", "load", "write",
            "summarize", "default_jobs", "read_json", "FAILING", "VERDICTS", "KEEP"]

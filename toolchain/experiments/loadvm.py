@@ -165,7 +165,8 @@ class Loadvm:
     default_trials = 20
     instant = "save_ms"
     units = {"save_ms": "ms after cont", "restart_ms": "ms after the load", "save_job_ms": "ms",
-             "load_job_ms": "ms"}
+             "load_job_ms": "ms", "dropped_futex": "futex waiters the restart dropped",
+             "restarted": "1 = the NMI restart landed", "started_at_save": "1 = the workload had started"}
 
     def __init__(self) -> None:
         self._references: Dict[Tuple[Workload, str], Tuple[str, List[str]]] = {}

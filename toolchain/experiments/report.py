@@ -111,7 +111,7 @@ def figures_plot(camp: Campaign, path: Path) -> Path:
         ax = fig.add_subplot(rows, cols, i + 1)
         xs = [float(r.seconds) if name == "seconds" else float(r.figures[name])
               for r in camp.results if name == "seconds" or _number(r.figures.get(name))]
-        ax.hist(xs, bins=min(30, max(1, len(set(xs)))), color="tab:blue", alpha=0.8)
+        ax.hist(xs, bins=_bins(xs), color="tab:blue", alpha=0.8, edgecolor="white")
         ax.set_xlabel(_label(name, units), fontsize=9)
         ax.set_ylabel("trials")
         ax.set_title(f"{name}: n={len(xs)}" + (f", median {sorted(xs)[len(xs) // 2]:.4g}" if xs else ""),
@@ -119,6 +119,14 @@ def figures_plot(camp: Campaign, path: Path) -> Path:
     fig.suptitle(f"{camp.experiment}: measured figures\n{_what(camp)}", fontsize=10)
     fig.savefig(path)
     return path
+
+
+def _bins(xs: List[float]):              # type: ignore[no-untyped-def]
+    """Counts (whole numbers over a short range) get a bar per value, centred on it; anything
+    else up to 30 bins."""
+    if xs and all(x == int(x) for x in xs) and max(xs) - min(xs) <= 30:
+        return [v - 0.5 for v in range(int(min(xs)), int(max(xs)) + 2)]
+    return min(30, max(1, len(set(xs))))
 
 
 def _number(v: object) -> bool:
