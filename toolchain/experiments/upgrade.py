@@ -32,13 +32,14 @@ class Upgrade(Powercut):
     instant = "first_after"
 
     def plan(self, campaign_seed: int, index: int, options: dict) -> TrialPlan:
-        """Trial K: a kernel cut at step K % 7 + 1 for even K (cuts=steps: every K), else a
-        SIGKILL after a random delay; always after 1-3 committed checkpoints."""
+        """Trial K: a kernel cut at step K % 7 + 1 for even K (cuts=steps: every K, with a
+        checkpoint() after every unit, as powercut's), else a SIGKILL after a random delay;
+        always after at least one committed checkpoint."""
         units, mode = _options(options)
         seed = trial_seed(self.name, campaign_seed, index)
         rng = random.Random(seed)
         step = index % STEPS + 1 if mode == "steps" or index % 2 == 0 else None
-        every_ms, every_units = checkpoint_period(rng, step)
+        every_ms, every_units = (50, 1) if mode == "steps" else checkpoint_period(rng, step)
         after = rng.randint(1, checkpoints_within(units, every_ms, every_units))
         if step is not None:
             cut = Cut("step", after, step)
