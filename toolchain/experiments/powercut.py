@@ -110,6 +110,10 @@ def draw_cut(rng: random.Random, first_step: Optional[int], max_after: int) -> C
     if first_step is not None or rng.random() < 0.4:
         step = first_step if first_step is not None else rng.randint(1, STEPS)
         return Cut("step", rng.randint(1 if step >= 6 else 0, max_after), step)
+    return draw_kill(rng, max_after)
+
+
+def draw_kill(rng: random.Random, max_after: int) -> Cut:
     return Cut("kill", rng.randint(0, max_after), delay_ms=round(rng.uniform(0, 60), 3))
 
 
@@ -267,7 +271,7 @@ class Powercut:
         first = (index // 2) % STEPS + 1 if index % 2 == 0 else None
         every_ms, every_units = checkpoint_period(rng, first)
         max_after = checkpoints_within(units, every_ms, every_units)
-        cuts = [draw_cut(rng, first, max_after)]
+        cuts = [draw_cut(rng, first, max_after) if first is not None else draw_kill(rng, max_after)]
         cuts += [draw_cut(rng, None, max_after) for _ in range(rng.randint(0, self.max_cuts - 1))]
         return self.params(index, seed, units, every_ms, every_units, cuts)
 

@@ -21,7 +21,7 @@ from .. import paths
 from ..persist import upgrade as variant
 from .engine import TrialPlan, trial_seed
 from .powercut import (RESTORED, STEPS, Boot, Cut, Powercut, Verdict, _options, checkpoint_period,
-                       checkpoints_within)
+                       checkpoints_within, draw_kill)
 
 
 class Upgrade(Powercut):
@@ -44,7 +44,7 @@ class Upgrade(Powercut):
         if step is not None:
             cut = Cut("step", after, step)
         else:
-            cut = Cut("kill", after, delay_ms=round(rng.uniform(0, 60), 3))
+            cut = Cut("kill", after, delay_ms=draw_kill(rng, 0).delay_ms)
         return self.params(index, seed, units, every_ms, every_units, [cut])
 
     def kernels(self) -> Tuple[Path, Path]:
