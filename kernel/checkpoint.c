@@ -55,6 +55,7 @@ static struct {
     const char *why;            // the request's reason, for the line
     struct pbuf man, shadow, prev_shadow;
     struct blockmap committed, taken_map;
+    struct stager stager;
 } ck;
 
 static uint8_t sector[CKPT_BLOCK] __attribute__((aligned(CKPT_BLOCK)));
@@ -64,6 +65,7 @@ static int buffers_init(void)
     int err = pbuf_init(&ck.man);
     err = err ? err : pbuf_init(&ck.shadow);
     err = err ? err : pbuf_init(&ck.prev_shadow);
+    err = err ? err : stager_init(&ck.stager);
     err = err ? err : blockmap_init(&ck.committed, ck.disk_blocks);
     return err ? err : blockmap_init(&ck.taken_map, ck.disk_blocks);
 }
@@ -328,7 +330,7 @@ int checkpoint_run(void)
     struct capture c = {
         .generation = gen, .full = ck.force_full || gen % ck.full_every == 0,
         .man = &ck.man, .shadow = &ck.shadow, .prev = &ck.prev_shadow,
-        .taken = &ck.taken_map, .committed = &ck.committed, .h = &h,
+        .taken = &ck.taken_map, .committed = &ck.committed, .stager = &ck.stager, .h = &h,
     };
     int err = write_checkpoint(&c, t0);
     // Dirty bits were cleared during the capture: no TLB entry may keep
