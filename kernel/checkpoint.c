@@ -252,7 +252,7 @@ static int write_checkpoint(struct capture *c, uint64_t t0)
                                          pbuf_blocks(&ck.man));
     if (!mblock)
         return -ENOSPC;
-    if ((err = pbuf_write(&ck.man, mblock)) < 0)
+    if ((err = pbuf_write(&ck.man, mblock, &ck.stager)) < 0)
         return err;
     cut_point(2);
     if ((err = blk_flush()) < 0)
@@ -326,6 +326,7 @@ int checkpoint_run(void)
     pbuf_clear(&ck.man);
     pbuf_clear(&ck.shadow);
     blockmap_clear(&ck.taken_map);
+    ck.stager.n = 0;            // nothing left over from a failed write
     uint64_t gen = ck.generation + 1;
     struct capture c = {
         .generation = gen, .full = ck.force_full || gen % ck.full_every == 0,

@@ -365,7 +365,8 @@ static int build_pages(struct capture *c, struct env *envs[], int n, uint32_t pa
     }
     for (int i = 0; i < nregions && !err; i++)
         err = emit_region(c, envs, n, regions[i], i);
-    err = err ? err : stager_flush(c->stager);
+    // Not flushed here: the manifest's blocks usually follow the last
+    // page's, and go in the same request (pbuf_write flushes).
     capture_section_end(c, CKPT_SEC_PAGE, sizeof(struct ckpt_page));
     return err;
 }

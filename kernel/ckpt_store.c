@@ -117,17 +117,17 @@ uint64_t pbuf_blocks(const struct pbuf *b)
     return (b->len + PAGE_SIZE - 1) / PAGE_SIZE;
 }
 
-int pbuf_write(const struct pbuf *b, uint64_t block)
+int pbuf_write(const struct pbuf *b, uint64_t block, struct stager *s)
 {
     uint64_t n = pbuf_blocks(b);
     if (n && b->len % PAGE_SIZE)        // the tail of the last frame goes to disk: no stale bytes
         memset(pbuf_at(b, b->len), 0, PAGE_SIZE - b->len % PAGE_SIZE);
     for (uint64_t i = 0; i < n; i++) {
-        int r = store_write_block(block + i, P2V(b->frames[i]));
+        int r = stager_add(s, block + i, P2V(b->frames[i]));
         if (r < 0)
             return r;
     }
-    return 0;
+    return stager_flush(s);
 }
 
 // ------------------------------------------------------------ block maps
@@ -254,11 +254,6 @@ int stager_add(struct stager *s, uint64_t block, const void *page)
 }
 
 // ------------------------------------------------------------ disk
-
-int store_write_block(uint64_t block, const void *buf)
-{
-    return blk_write(block * CKPT_SECTORS_PER_BLOCK, buf, CKPT_SECTORS_PER_BLOCK);
-}
 
 int store_read_block(uint64_t block, void *buf)
 {
