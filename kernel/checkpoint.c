@@ -306,16 +306,20 @@ static const char *consume_trigger(void)
 {
     const char *why = ck.requested ? ck.why : "timer";
     ck.requested = false;
-    if (ck.every_ms && timer_ms() >= ck.next_ms)
-        ck.next_ms = timer_ms() + ck.every_ms;
     return why ? why : "request";
 }
 
-int checkpoint_run(void)
+// The next periodic one is a full period after this one *ended*: a disk
+// slower than the period must not leave the programs one tick between
+// checkpoints (a late period is not made up for).
+static void schedule_next(void)
 {
-    const char *why = consume_trigger();
-    if (!ck.ready)
-        return -ENODEV;
+    if (ck.every_ms)
+        ck.next_ms = timer_ms() + ck.every_ms;
+}
+
+static int take(const char *why)
+{
     uint64_t t0 = timer_ns();
     if (!ck.scanned)
         scan_disk();
@@ -348,6 +352,16 @@ int checkpoint_run(void)
     print_line(&c, timer_ns() - t0, why);
     release_output(gen);
     return 0;
+}
+
+int checkpoint_run(void)
+{
+    const char *why = consume_trigger();
+    if (!ck.ready)
+        return -ENODEV;
+    int err = take(why);
+    schedule_next();
+    return err;
 }
 
 static int count_own_page(uint64_t va, uint64_t *pte, void *arg)
