@@ -198,3 +198,13 @@ def test_the_cli_names_the_experiments_and_refuses_their_bad_options():
                           capture_output=True, text=True)
     out = (proc.stdout + proc.stderr).strip()
     assert "powercut" in out and "upgrade" in out, out
+
+
+def test_a_torn_last_line_is_read_from_the_raw_log_not_the_console(tmp_path):
+    # The console completes a partial last line at EOF; only the log says the cut tore it.
+    from toolchain.experiments.powercut import _ends_a_line
+    log = tmp_path / "boot.log"
+    log.write_bytes(b"powerwork: unit 1 sum 00\npowerwork: unit 2 su")
+    assert not _ends_a_line(log)
+    log.write_bytes(b"powerwork: unit 1 sum 00\n")
+    assert _ends_a_line(log)

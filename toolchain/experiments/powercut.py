@@ -354,12 +354,22 @@ class Powercut:
                     how = "kill"
             result = m.wait(BOOT_TIMEOUT)
             lines = [line.rstrip("\r") for line in m.console.lines()]
-            torn = "" if m.console.text().endswith("\n") or not lines else lines.pop()
+            # The serial log as QEMU wrote it (the console completes a last partial line at EOF).
+            torn = "" if _ends_a_line(Path(m.log_path)) or not lines else lines.pop()
             if how == "kill" and any(line.startswith(POWEROFF) for line in lines):
                 how = None      # the kernel had powered off: the kill only beat QEMU's exit
             if cut is not None and cut.kind == "step" and result.status == 37:
                 how = "step"
             return Boot(lines, str(m.log_path), result.status, how, torn=torn)
+
+
+def _ends_a_line(log: Path) -> bool:
+    with open(log, "rb") as f:
+        f.seek(0, 2)
+        if f.tell() == 0:
+            return True
+        f.seek(-1, 2)
+        return f.read(1) == b"\n"
 
 
 def _await_checkpoints(m: Machine, n: int) -> bool:
