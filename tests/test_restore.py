@@ -56,6 +56,15 @@ def cut_after_checkpoints(boot, disk: Path, append: str, generations: int, envs:
     return int(hit.group(1))
 
 
+def blocked_at_cut(disk: Path) -> int:
+    """Threads and activation records waiting in a system call in the newest checkpoint: each
+    saved as a frame rewound onto its `syscall`, to be run again after the restore."""
+    header = fmt.newest(fmt.read_disk(disk))
+    m = fmt.load(fmt.read_disk(disk), header)
+    return (sum(1 for t in m.threads if t.flags & fmt.THR_BLOCKED)
+            + sum(1 for a in m.act_slots if a.state in (fmt.SLOT_BLOCKED, fmt.SLOT_WOKEN)))
+
+
 def restored(r: RunLog) -> re.Match:
     found = r.matching(RESTORED.pattern)
     assert found, f"no restore line; {r.where()}"
@@ -117,6 +126,7 @@ def test_a_power_cut_loses_nothing_the_workload_finishes_with_the_uninterrupted_
         boot, run, tmp_path, uninterrupted_watch):
     disk = tmp_path / "disk.qcow2"
     cut = cut_after_checkpoints(boot, disk, f"{EVERY} run={WATCH}", 3)
+    assert blocked_at_cut(disk) >= 1, "no thread was blocked at the cut: nothing to rerun"
     r = run(f"{EVERY} run={WATCH}", disk=disk, timeout=60)
     got = restored(r)
     assert int(got.group(1)) >= cut - 1, (got.group(0), cut)
@@ -136,6 +146,7 @@ def test_a_shared_ring_comes_back_still_shared_and_loses_or_doubles_nothing(boot
     disk = tmp_path / "disk.qcow2"
     append = f"hz=1000 {EVERY} run=ring:6000:16:3000"
     cut_after_checkpoints(boot, disk, append, 3, envs=3)
+    assert blocked_at_cut(disk) >= 1, "no thread was blocked at the cut: nothing to rerun"
     r = run(append, disk=disk, timeout=90)
     restored(r)
     v = ring_verdict(r.lines)
