@@ -11,6 +11,9 @@
 // Probe at boot; 0 when a disk is there, -ENODEV when none (or when the
 // device misbehaved during setup: it is then not used at all).
 int blk_init(void);
+// A disk is there and usable: false without one, and from the moment the
+// device misbehaves or times out (it is then reset and every call after
+// that fails with -EIO).
 bool blk_present(void);
 // Capacity in 512-byte sectors (0 without a disk).
 uint64_t blk_sectors(void);

@@ -24,8 +24,8 @@ uint32_t pci_read32(const struct pci_dev *d, uint8_t off);
 uint16_t pci_read16(const struct pci_dev *d, uint8_t off);
 void pci_write16(const struct pci_dev *d, uint8_t off, uint16_t v);
 
-// The first function with this vendor and device id, scanning every bus;
-// false when there is none.
+// The first function with this vendor and device id on bus 0 or behind a
+// PCI-to-PCI bridge; false when there is none.
 bool pci_find(uint16_t vendor, uint16_t device, struct pci_dev *out);
 
 // BAR n as an I/O port base; 0 when it is not an assigned I/O BAR.

@@ -5,6 +5,7 @@
 // in BAR0, with no capability list to walk and no MMIO BAR to map. Its one
 // constraint is that the queue is one physically contiguous area whose
 // size the device fixes (256 descriptors for virtio-blk: 3 frames).
+#include <stddef.h>
 #include "abi.h"
 #include "memlayout.h"
 #include "pmm.h"
@@ -162,6 +163,17 @@ static uint32_t writable_bytes(const struct virtio_seg *segs, unsigned n)
     return sum;
 }
 
+const char *virtio_bad_answer(uint16_t moved, const struct virtq_used_elem *e, uint32_t writable)
+{
+    if (moved != 1)
+        return "used index moved by other than one request";
+    if (e->id != 0)
+        return "used element names a chain we never made";
+    if (e->len > writable)
+        return "used length beyond the writable buffers";
+    return NULL;
+}
+
 int virtio_run(struct virtio_dev *v, const struct virtio_seg *segs, unsigned n,
                uint64_t timeout_ns, uint32_t *written)
 {
@@ -174,17 +186,14 @@ int virtio_run(struct virtio_dev *v, const struct virtio_seg *segs, unsigned n,
         return disable(v, "no completion within the timeout, ms", timeout_ns / 1000000);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);    // read the element after the index
     uint16_t moved = (uint16_t)(v->used[1] - v->seen_used);
-    if (moved != 1)
-        return disable(v, "used index moved by more than one request", moved);
     const volatile struct virtq_used_elem *elems =
         (const volatile struct virtq_used_elem *)(v->used + 2);
     struct virtq_used_elem e = { elems[v->seen_used % v->qsize].id,
                                  elems[v->seen_used % v->qsize].len };
+    const char *bad = virtio_bad_answer(moved, &e, writable_bytes(segs, n));
+    if (bad)
+        return disable(v, bad, moved != 1 ? moved : e.id != 0 ? e.id : e.len);
     v->seen_used++;
-    if (e.id != 0)
-        return disable(v, "used element names a chain we never made", e.id);
-    if (e.len > writable_bytes(segs, n))
-        return disable(v, "used length beyond the writable buffers", e.len);
     *written = e.len;
     return 0;
 }

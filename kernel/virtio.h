@@ -72,4 +72,9 @@ uint32_t virtio_config32(const struct virtio_dev *v, unsigned off);
 int virtio_run(struct virtio_dev *v, const struct virtio_seg *segs, unsigned n,
                uint64_t timeout_ns, uint32_t *written);
 unsigned virtio_max_segs(const struct virtio_dev *v);
+// Why a completion the device reports cannot be trusted (its used index
+// moved by `moved`, it names element `e`, our chain let it write
+// `writable` bytes), or NULL when it can. One request is ever in flight,
+// and its chain always starts at descriptor 0.
+const char *virtio_bad_answer(uint16_t moved, const struct virtq_used_elem *e, uint32_t writable);
 #endif

@@ -9,6 +9,7 @@
 // queue depth of one costs little and needs no interrupt route.
 #include "abi.h"
 #include "blk.h"
+#include "cmdline.h"
 #include "memlayout.h"
 #include "pmm.h"
 #include "printf.h"
@@ -37,9 +38,7 @@
 // REQ_MAX_PAGES + 1 segments however the buffer is aligned.
 #define REQ_MAX_PAGES   32
 #define REQ_MAX_SEGS    (REQ_MAX_PAGES + 1 + 2)    // data, header, status
-// Generous for a host under load: a flush of a qcow2 on a busy disk can
-// take seconds; a device that never answers must not hang the kernel.
-#define REQ_TIMEOUT_NS  (10UL * 1000 * 1000 * 1000)
+#define NS_PER_MS       1000000UL
 
 struct blk_header {
     uint32_t type;
@@ -57,6 +56,10 @@ static struct {
     volatile uint8_t *status;
     uint64_t dma_pa;
     uint64_t requests;
+    // `blk_timeout=` (default 10 s): generous for a host under load, where a
+    // flush of a qcow2 on a busy disk can take seconds; a device that never
+    // answers must still not hang the kernel.
+    uint64_t timeout_ns;
 } disk;
 
 bool blk_present(void)
@@ -135,6 +138,7 @@ int blk_init(void)
     disk.max_sectors = (segs - 3) * (PAGE_SIZE / BLK_SECTOR);
     disk.sectors = virtio_config32(&disk.vdev, CFG_CAPACITY) |
                    (uint64_t)virtio_config32(&disk.vdev, CFG_CAPACITY + 4) << 32;
+    disk.timeout_ns = cmdline_ulong("blk_timeout") * NS_PER_MS;
     disk.present = true;
     print_found();
     return 0;
@@ -191,7 +195,7 @@ static int request(uint32_t type, uint64_t sector, uint64_t pa, uint32_t bytes)
     unsigned n = 1 + add_data_segs(segs + 1, pa, bytes, device_writes);
     segs[n++] = (struct virtio_seg){ disk.dma_pa + sizeof(struct blk_header), 1, true };
     uint32_t written = 0;
-    int err = virtio_run(&disk.vdev, segs, n, REQ_TIMEOUT_NS, &written);
+    int err = virtio_run(&disk.vdev, segs, n, disk.timeout_ns, &written);
     if (err)
         return err;
     disk.requests++;
@@ -205,10 +209,19 @@ static int request(uint32_t type, uint64_t sector, uint64_t pa, uint32_t bytes)
     return status_to_errno(*disk.status);
 }
 
+// -ENODEV without a disk, -EIO once the device was disabled (virtio.c).
+static int usable(void)
+{
+    if (!disk.present)
+        return -ENODEV;
+    return disk.vdev.broken ? -EIO : 0;
+}
+
 static int check_range(uint64_t sector, uint32_t count)
 {
-    if (!blk_present())
-        return -ENODEV;
+    int err = usable();
+    if (err)
+        return err;
     if (sector > disk.sectors || count > disk.sectors - sector)
         return -EINVAL;
     return 0;
@@ -252,8 +265,9 @@ int blk_write(uint64_t sector, const void *buf, uint32_t count)
 
 int blk_flush(void)
 {
-    if (!blk_present())
-        return -ENODEV;
+    int err = usable();
+    if (err)
+        return err;
     if (!(disk.features & VIRTIO_BLK_F_FLUSH))
         return -EIO;
     return request(VIRTIO_BLK_T_FLUSH, 0, 0, 0);

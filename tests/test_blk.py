@@ -150,3 +150,107 @@ def test_run_disk_refuses_bad_paths_with_one_line(tmp_path):
     raw = tmp_path / "d.raw"
     raw.write_bytes(b"\0" * 4096)
     assert_one_clear_error(invoke("run", "--disk", str(raw)), "not qcow2")
+
+
+# -- a device that fails, and one that never answers -----------------------------------
+
+def _stack(disk: Path, middle: list[str], top: str) -> list[str]:
+    """The disk as file node f0, qcow2 node d0 over ``middle``, the guest's device on ``top``."""
+    return (["-blockdev", f"driver=file,filename={disk},node-name=f0"] + middle +
+            ["-device", f"virtio-blk-pci,drive={top}"])
+
+
+def _errors_on(event: str, disk: Path) -> list[str]:
+    # blkdebug between the qcow2 and its file fails every host I/O after `event`: the device
+    # answers the guest with VIRTIO_BLK_S_IOERR.
+    return _stack(disk, ["-blockdev", f"driver=blkdebug,image=f0,node-name=b0,inject-error.0.event={event},"
+                                      f"inject-error.0.errno=5",
+                         "-blockdev", "driver=qcow2,file=b0,node-name=d0"], "d0")
+
+
+@pytest.mark.parametrize("mode, event, line", [
+    ("write", "write_aio", f"blktest: write at sector {BLKTEST_FIRST} failed (-5)"),
+    ("write", "flush_to_disk", "blktest: flush failed (-5)"),
+    ("verify", "read_aio", f"blktest: read at sector {BLKTEST_FIRST} failed (-5)")])
+def test_a_device_error_is_an_eio_not_a_crash(boot, tmp_path, mode, event, line):
+    disk = create_disk(tmp_path / "d.qcow2")
+    if event == "read_aio":     # a read of a cluster never written never reaches the file
+        subprocess.run(["qemu-io", "-f", "qcow2", "-c", f"write -P 1 {BLKTEST_FIRST * SECTOR} 128k", str(disk)],
+                       check=True, capture_output=True)
+    machine = boot(f"blktest={mode}", timeout=120, extra_args=_errors_on(event, disk))
+    result = machine.wait(110)
+    lines = machine.console.lines()
+    assert "blk: request failed with device status 1" in lines and line in lines, machine.log_path
+    assert lines[-1] == "revenant: poweroff status=1" and result.status == 35, machine.log_path
+
+
+def test_a_device_that_does_not_answer_is_reset_after_the_timeout(boot, tmp_path):
+    # A throttle of 4 KiB/s: a 32 KiB write takes 8 s, the kernel waits 300 ms of guest time.
+    disk = create_disk(tmp_path / "d.qcow2")
+    extra = ["-object", "throttle-group,id=tg,x-bps-total=4096"] + _stack(
+        disk, ["-blockdev", "driver=qcow2,file=f0,node-name=d0",
+               "-blockdev", "driver=throttle,throttle-group=tg,file=d0,node-name=t0"], "t0")
+    machine = boot("blktest=write blk_timeout=300", timeout=120, extra_args=extra)
+    result = machine.wait(110)
+    lines = machine.console.lines()
+    assert any(line.startswith("virtio: device at io ") and line.endswith(
+        "disabled: no completion within the timeout, ms (300)") for line in lines), machine.log_path
+    assert any(line.startswith("blktest: write at sector ") and line.endswith("failed (-5)") for line in lines)
+    assert lines[-1] == "revenant: poweroff status=1" and result.status == 35, machine.log_path
+
+
+def test_record_and_replay_with_the_disk_give_the_same_run(boot, tmp_path):
+    """``disk_replay``: the blkreplay node ``-icount rr=`` needs; the replay repeats the boot's
+    serial output byte for byte, disk reads and flushes included."""
+    base = create_disk(tmp_path / "base.qcow2")
+    rrfile = tmp_path / "rr.bin"
+    logs = []
+    for mode in ("record", "replay"):
+        disk = tmp_path / f"{mode}.qcow2"
+        shutil.copy(base, disk)
+        machine = boot("test=blk", timeout=280, disk=disk, disk_replay=True,
+                       extra_args=["-icount", f"shift=auto,rr={mode},rrfile={rrfile}"])
+        result = machine.wait(270)
+        assert result.status == 33, machine.log_path
+        logs.append(machine.log_path.read_bytes())
+    assert b"ok 1 blk" in logs[0] and logs[0] == logs[1]
+
+
+def test_a_disk_behind_a_pci_bridge_is_found(boot, tmp_path):
+    disk = create_disk(tmp_path / "d.qcow2")
+    extra = disk_args(disk, attach=False) + ["-device", "pci-bridge,id=br0,chassis_nr=1",
+                                             "-device", "virtio-blk-pci,drive=d0,bus=br0,addr=3"]
+    machine = boot("blktest=write", timeout=120, extra_args=extra)
+    result = machine.wait(110)
+    lines = machine.console.lines()
+    assert "blk: virtio-blk 64 MiB, flush" in lines and result.status == 33, machine.log_path
+
+
+def _on_disk_after_kill(boot, disk: Path, tmp: Path, mode: str) -> int:
+    """Boot ``blktest=MODE``, SIGKILL QEMU once the pattern is written, count its sectors in the image."""
+    machine = boot(f"blktest={mode}", disk=disk, timeout=120)
+    machine.expect("blktest: holding until killed", timeout=100)
+    machine.kill()
+    machine.wait(30)
+    data = raw_image(disk, tmp)
+    return sum(1 for s in range(BLKTEST_FIRST, DISK_SECTORS)
+               if struct.unpack_from("<Q", data, s * SECTOR)[0] == blktest_word(s, 0))
+
+
+def test_a_kill_keeps_flushed_writes_and_loses_unflushed_ones_to_fresh_clusters(boot, tmp_path):
+    # QEMU's qcow2 keeps the mapping of newly allocated clusters in its own metadata cache until
+    # a flush (the guest negotiated FLUSH, so the disk runs write-back): a kill -9 of QEMU, like a
+    # power cut, loses completed writes that were never flushed. So every byte a checkpoint
+    # relies on must be followed by blk_flush(), and this proves blk_flush() really flushes.
+    assert _on_disk_after_kill(boot, tmp_path / "flushed.qcow2", tmp_path, "write_hold") == BLKTEST_SECTORS
+    assert _on_disk_after_kill(boot, tmp_path / "unflushed.qcow2", tmp_path, "unflushed_hold") == 0
+
+
+def test_the_disk_bench_section_reads_the_kernels_figures():
+    from toolchain import bench
+    section = bench.bench_disk(1)
+    f = section.figures
+    assert section.ok and f["runs"] == 1 and f["write_mib_s"] > 0 and f["flush_ms"] > 0, f
+    # The driver's own work alone is a few hundred instructions (docs/persistence.md).
+    assert f["request_1sector_instructions"] >= 100 and f["request_128k_instructions"] >= 1000, f
+    assert f["request_128k_polls"] >= 1 and f["request_1sector_polls"] >= 1, f

@@ -136,10 +136,38 @@ static void kmalloc_reuses_freed_blocks(struct ktest *t)
     KEXPECT_TRUE(t, pmm_free_count() + 1 >= before);
 }
 
+// A run is n frames that were all free, side by side: with every other
+// frame of a stretch held, the allocator must look past the holes.
+static void alloc_run_takes_only_free_neighbours(struct ktest *t)
+{
+    enum { HELD = 192 };
+    uint64_t held[HELD];
+    for (int i = 0; i < HELD; i++)
+        held[i] = pmm_alloc();
+    for (int i = 0; i < HELD; i += 2)           // holes of one frame between held ones
+        pmm_free(held[i]);
+    uint64_t before = pmm_free_count();
+    uint64_t run = pmm_alloc_run(3);
+    KEXPECT_TRUE(t, run != 0);
+    KEXPECT_EQ(t, pmm_free_count(), before - 3);
+    for (int i = 1; i < HELD; i += 2)
+        KEXPECT_TRUE(t, held[i] < run || held[i] >= run + 3 * PAGE_SIZE);
+    for (uint64_t f = 0; f < 3; f++)
+        KEXPECT_TRUE(t, page_is_zero(run + f * PAGE_SIZE));
+    KEXPECT_EQ(t, pmm_alloc_run(0), 0);
+    KEXPECT_EQ(t, pmm_alloc_run(65), 0);
+    for (uint64_t f = 0; f < 3; f++)
+        pmm_free(run + f * PAGE_SIZE);
+    for (int i = 1; i < HELD; i += 2)
+        pmm_free(held[i]);
+    KEXPECT_EQ(t, pmm_free_count(), before + HELD / 2);
+}
+
 KTEST_SUITE(pmm,
             KTEST_CASE(alloc_free_accounting),
             KTEST_CASE(frames_are_aligned_zeroed_and_not_reserved),
             KTEST_CASE(exhaustion_is_an_error),
             KTEST_CASE(map_fails_with_enomem_and_leaves_nothing),
             KTEST_CASE(kmalloc_basics),
-            KTEST_CASE(kmalloc_reuses_freed_blocks));
+            KTEST_CASE(kmalloc_reuses_freed_blocks),
+            KTEST_CASE(alloc_run_takes_only_free_neighbours));
