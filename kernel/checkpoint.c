@@ -55,6 +55,7 @@ static struct {
     const char *why;            // the request's reason, for the line
     struct pbuf man, shadow, prev_shadow;
     struct blockmap committed, taken_map;
+    struct stager stager;
 } ck;
 
 static uint8_t sector[CKPT_BLOCK] __attribute__((aligned(CKPT_BLOCK)));
@@ -64,6 +65,7 @@ static int buffers_init(void)
     int err = pbuf_init(&ck.man);
     err = err ? err : pbuf_init(&ck.shadow);
     err = err ? err : pbuf_init(&ck.prev_shadow);
+    err = err ? err : stager_init(&ck.stager);
     err = err ? err : blockmap_init(&ck.committed, ck.disk_blocks);
     return err ? err : blockmap_init(&ck.taken_map, ck.disk_blocks);
 }
@@ -250,7 +252,7 @@ static int write_checkpoint(struct capture *c, uint64_t t0)
                                          pbuf_blocks(&ck.man));
     if (!mblock)
         return -ENOSPC;
-    if ((err = pbuf_write(&ck.man, mblock)) < 0)
+    if ((err = pbuf_write(&ck.man, mblock, &ck.stager)) < 0)
         return err;
     cut_point(2);
     if ((err = blk_flush()) < 0)
@@ -304,16 +306,20 @@ static const char *consume_trigger(void)
 {
     const char *why = ck.requested ? ck.why : "timer";
     ck.requested = false;
-    if (ck.every_ms && timer_ms() >= ck.next_ms)
-        ck.next_ms = timer_ms() + ck.every_ms;
     return why ? why : "request";
 }
 
-int checkpoint_run(void)
+// The next periodic one is a full period after this one *ended*: a disk
+// slower than the period must not leave the programs one tick between
+// checkpoints (a late period is not made up for).
+static void schedule_next(void)
 {
-    const char *why = consume_trigger();
-    if (!ck.ready)
-        return -ENODEV;
+    if (ck.every_ms)
+        ck.next_ms = timer_ms() + ck.every_ms;
+}
+
+static int take(const char *why)
+{
     uint64_t t0 = timer_ns();
     if (!ck.scanned)
         scan_disk();
@@ -324,11 +330,12 @@ int checkpoint_run(void)
     pbuf_clear(&ck.man);
     pbuf_clear(&ck.shadow);
     blockmap_clear(&ck.taken_map);
+    ck.stager.n = 0;            // nothing left over from a failed write
     uint64_t gen = ck.generation + 1;
     struct capture c = {
         .generation = gen, .full = ck.force_full || gen % ck.full_every == 0,
         .man = &ck.man, .shadow = &ck.shadow, .prev = &ck.prev_shadow,
-        .taken = &ck.taken_map, .committed = &ck.committed, .h = &h,
+        .taken = &ck.taken_map, .committed = &ck.committed, .stager = &ck.stager, .h = &h,
     };
     int err = write_checkpoint(&c, t0);
     // Dirty bits were cleared during the capture: no TLB entry may keep
@@ -345,6 +352,16 @@ int checkpoint_run(void)
     print_line(&c, timer_ns() - t0, why);
     release_output(gen);
     return 0;
+}
+
+int checkpoint_run(void)
+{
+    const char *why = consume_trigger();
+    if (!ck.ready)
+        return -ENODEV;
+    int err = take(why);
+    schedule_next();
+    return err;
 }
 
 static int count_own_page(uint64_t va, uint64_t *pte, void *arg)

@@ -229,7 +229,7 @@ static int emit_page(struct capture *c, const struct page_in *p)
             return -ENOSPC;
         s.generation = c->generation;
         s.crc = crc32c(P2V(p->frame), PAGE_SIZE);
-        int err = store_write_block(s.block, P2V(p->frame));
+        int err = stager_add(c->stager, s.block, P2V(p->frame));
         if (err)
             return err;
         r.flags |= CKPT_PAGE_WRITTEN;
@@ -365,6 +365,8 @@ static int build_pages(struct capture *c, struct env *envs[], int n, uint32_t pa
     }
     for (int i = 0; i < nregions && !err; i++)
         err = emit_region(c, envs, n, regions[i], i);
+    // Not flushed here: the manifest's blocks usually follow the last
+    // page's, and go in the same request (pbuf_write flushes).
     capture_section_end(c, CKPT_SEC_PAGE, sizeof(struct ckpt_page));
     return err;
 }

@@ -30,6 +30,7 @@ struct capture {
     struct pbuf *shadow;        // emptied; receives this checkpoint's shadow list
     const struct pbuf *prev;    // the committed checkpoint's shadow list (sorted), or empty
     struct blockmap *taken;     // blocks this checkpoint uses
+    struct stager *stager;      // changed pages go to the disk through it
     const struct blockmap *committed;
     struct ckpt_header *h;      // sections[] and the counts are filled in
     // Out:

@@ -45,6 +45,16 @@ static uint8_t *pbuf_at(const struct pbuf *b, uint64_t off)
     return (uint8_t *)P2V(b->frames[off / PAGE_SIZE]) + off % PAGE_SIZE;
 }
 
+// memcpy (kernel/lib) goes a byte at a time; records and their shadow
+// entries are copied for every page of every checkpoint, so eight bytes at
+// a time here (what the rest do not fill, a byte at a time).
+static void copy(void *dst, const void *src, uint64_t n)
+{
+    uint64_t words = n / 8, rest = n % 8;
+    asm volatile("rep movsq" : "+D"(dst), "+S"(src), "+c"(words) : : "memory");
+    asm volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(rest) : : "memory");
+}
+
 int pbuf_append(struct pbuf *b, const void *src, uint64_t n)
 {
     const uint8_t *s = src;
@@ -59,7 +69,7 @@ int pbuf_append(struct pbuf *b, const void *src, uint64_t n)
             b->frames[b->nframes++] = pa;
         }
         uint64_t room = PAGE_SIZE - b->len % PAGE_SIZE, k = n < room ? n : room;
-        memcpy(pbuf_at(b, b->len), s, k);
+        copy(pbuf_at(b, b->len), s, k);
         b->len += k;
         s += k;
         n -= k;
@@ -78,7 +88,7 @@ void pbuf_read(const struct pbuf *b, uint64_t off, void *dst, uint64_t n)
     uint8_t *d = dst;
     while (n) {
         uint64_t room = PAGE_SIZE - off % PAGE_SIZE, k = n < room ? n : room;
-        memcpy(d, pbuf_at(b, off), k);
+        copy(d, pbuf_at(b, off), k);
         d += k;
         off += k;
         n -= k;
@@ -107,17 +117,17 @@ uint64_t pbuf_blocks(const struct pbuf *b)
     return (b->len + PAGE_SIZE - 1) / PAGE_SIZE;
 }
 
-int pbuf_write(const struct pbuf *b, uint64_t block)
+int pbuf_write(const struct pbuf *b, uint64_t block, struct stager *s)
 {
     uint64_t n = pbuf_blocks(b);
     if (n && b->len % PAGE_SIZE)        // the tail of the last frame goes to disk: no stale bytes
         memset(pbuf_at(b, b->len), 0, PAGE_SIZE - b->len % PAGE_SIZE);
     for (uint64_t i = 0; i < n; i++) {
-        int r = store_write_block(block + i, P2V(b->frames[i]));
+        int r = stager_add(s, block + i, P2V(b->frames[i]));
         if (r < 0)
             return r;
     }
-    return 0;
+    return stager_flush(s);
 }
 
 // ------------------------------------------------------------ block maps
@@ -210,12 +220,40 @@ void blockmap_swap(struct blockmap *a, struct blockmap *b)
     *b = t;
 }
 
-// ------------------------------------------------------------ disk
+// ------------------------------------------------------------ stager
 
-int store_write_block(uint64_t block, const void *buf)
+int stager_init(struct stager *s)
 {
-    return blk_write(block * CKPT_SECTORS_PER_BLOCK, buf, CKPT_SECTORS_PER_BLOCK);
+    uint64_t pa = pmm_alloc_run(STAGE_PAGES);
+    s->buf = pa ? P2V(pa) : NULL;
+    s->n = 0;
+    return pa ? 0 : -ENOMEM;
 }
+
+int stager_flush(struct stager *s)
+{
+    if (!s->n)
+        return 0;
+    int err = blk_write(s->first * CKPT_SECTORS_PER_BLOCK, s->buf, s->n * CKPT_SECTORS_PER_BLOCK);
+    s->n = 0;
+    return err;
+}
+
+int stager_add(struct stager *s, uint64_t block, const void *page)
+{
+    if (s->n && (s->n == STAGE_PAGES || block != s->first + s->n)) {
+        int err = stager_flush(s);
+        if (err)
+            return err;
+    }
+    if (!s->n)
+        s->first = block;
+    copy(s->buf + (uint64_t)s->n * PAGE_SIZE, page, PAGE_SIZE);
+    s->n++;
+    return 0;
+}
+
+// ------------------------------------------------------------ disk
 
 int store_read_block(uint64_t block, void *buf)
 {

@@ -22,9 +22,10 @@ int pbuf_pad8(struct pbuf *b);
 void pbuf_read(const struct pbuf *b, uint64_t off, void *dst, uint64_t n);
 uint32_t pbuf_crc(const struct pbuf *b);
 void pbuf_swap(struct pbuf *a, struct pbuf *b);
+struct stager;
 // Write the buffer's blocks to the disk from `block` on (its last block
-// zero-padded). 0 or -errno.
-int pbuf_write(const struct pbuf *b, uint64_t block);
+// zero-padded), through the stager (see below). 0 or -errno.
+int pbuf_write(const struct pbuf *b, uint64_t block, struct stager *s);
 uint64_t pbuf_blocks(const struct pbuf *b);
 
 // The shadow-paging allocator: `committed` marks every block the newest
@@ -48,7 +49,20 @@ uint64_t blockmap_alloc_run(struct blockmap *taken, const struct blockmap *commi
                             uint64_t first, uint64_t n);
 void blockmap_swap(struct blockmap *a, struct blockmap *b);
 
-// Disk I/O in whole blocks (blk.h). 0 or -errno.
-int store_write_block(uint64_t block, const void *buf);
+// Changed pages on their way to the disk: copied into one physically
+// contiguous run of frames while their blocks follow each other, and
+// written as one request when the run is full or the next block does not
+// follow (a request costs far more than the bytes in it, docs/persistence.md).
+#define STAGE_PAGES 32
+struct stager {
+    uint8_t *buf;               // STAGE_PAGES frames, contiguous
+    uint64_t first;             // block of buf's first page
+    uint32_t n;                 // pages in buf
+};
+int stager_init(struct stager *s);                              // 0 or -ENOMEM
+int stager_add(struct stager *s, uint64_t block, const void *page);    // 0 or -errno
+int stager_flush(struct stager *s);
+
+// Read a whole block (blk.h). 0 or -errno.
 int store_read_block(uint64_t block, void *buf);
 #endif
