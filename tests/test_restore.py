@@ -217,7 +217,7 @@ def boot_until_verdict(boot, disk: Path) -> list[str]:
     """Boot on ``disk`` until the kernel has decided (restored, or a clean boot that starts run=
     afresh), then stop; the serial lines up to there."""
     m = boot(f"{EVERY} run={WATCH}", disk=disk, timeout=60)
-    seen = [m.expect(re.compile(r"^restore: (generation|no )"), timeout=30).line.rstrip()]
+    seen = [m.expect(re.compile(r"^restore: (generation \d+ from slot [AB][,:]|no )"), timeout=30).line.rstrip()]
     if "clean boot" in seen[0]:
         seen.append(m.expect(FRESH, timeout=30).line.rstrip())
     m.kill()
@@ -332,6 +332,26 @@ def test_both_slots_bad_is_a_clean_boot_with_one_line(boot, disk):
     got = restore_lines(lines)
     assert got == [line for line in got if "clean boot" in line] and len(got) == 1, got
     assert "slot A: header: version 0x63" in got[0] and "slot B: header: header_crc" in got[0], got
+    assert any(FRESH.match(line) for line in lines), lines[-5:]
+
+
+def test_a_checkpoint_with_nothing_running_is_a_clean_boot_not_the_older_one(boot, disk):
+    # The newest checkpoint says every program had ended (no record in any section): the
+    # system had finished. The boot is a clean one: the older slot, from mid-run, must not
+    # bring a finished run back.
+    newest, _ = slots_of(disk)
+
+    def finished(d: bytearray) -> None:
+        for name in fmt.SECTION_NAMES:
+            diskedit.set_header_field(d, newest, f"section[{name}].count", 0)
+            diskedit.set_header_field(d, newest, f"section[{name}].bytes", 0)
+        diskedit.set_header_field(d, newest, "pages_total", 0)
+        diskedit.set_header_field(d, newest, "pages_written", 0)
+        diskedit.set_header_field(d, newest, "console_holder", 0)
+    diskedit.edit(disk, finished)
+    lines = boot_until_verdict(boot, disk)
+    got = restore_lines(lines)
+    assert len(got) == 1 and "no program was running: clean boot" in got[0], got
     assert any(FRESH.match(line) for line in lines), lines[-5:]
 
 
