@@ -33,6 +33,7 @@
 #include "abi.h"
 #include "activation.h"
 #include "bitmap.h"
+#include "checkpoint.h"
 #include "env.h"
 #include "gdt.h"
 #include "kalloc.h"
@@ -189,8 +190,10 @@ static uint64_t record_uva(uint32_t i)
 static struct act_record *record_kva(struct env *e, uint32_t i)
 {
     uint64_t va = record_uva(i);
-    uint64_t pte = vm_lookup(e->pml4, va);
-    vm_mark_dirty(e->pml4, va);         // written behind the CPU's back: checkpoints must see it
+    uint64_t *slot = vm_pte(e->pml4, va);
+    if (slot)
+        *slot |= PTE_D;                 // written behind the CPU's back: checkpoints must see it
+    uint64_t pte = slot ? *slot : 0;
     return (struct act_record *)((uint8_t *)P2V(pte & PTE_ADDR) + (va & (PAGE_SIZE - 1)));
 }
 
@@ -233,7 +236,8 @@ static void mirror(struct act_env *a, struct vproc *v)
     h->freed = a->stats.freed;
     h->disabled_saves = a->stats.disabled_saves;
     h->free_records = a->pool.nfree;
-    vm_mark_dirty(v->env->pml4, ACT_SEGMENT);   // through the direct map: checkpoints must see it
+    if (checkpoint_enabled())           // a page walk per upcall, only when someone looks at D
+        vm_mark_dirty(v->env->pml4, ACT_SEGMENT);   // through the direct map: checkpoints must see it
 }
 
 static int map_segment(struct env *e, uint32_t pool_size, struct act_header **header)

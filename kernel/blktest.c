@@ -1,8 +1,10 @@
-// blktest=write|verify: persistence of the disk itself across boots.
+// blktest=write|verify|write_hold|unflushed_hold: persistence of the disk
+// itself across boots, and across a kill of QEMU with or without a flush.
 #include "blk.h"
 #include "blktest.h"
 #include "printf.h"
 #include "string.h"
+#include "x86.h"
 
 #define PATTERN_MAGIC 0x5245564e414e5421UL     // "REVNANT!"
 #define GOLDEN        0x9e3779b97f4a7c15UL
@@ -41,7 +43,7 @@ static long mismatch(const uint64_t *buf, uint64_t first, unsigned count)
     return -1;
 }
 
-static bool write_pattern(uint64_t first)
+static bool write_pattern(uint64_t first, bool flush)
 {
     uint64_t *buf = chunk_buf + 1;
     for (unsigned done = 0; done < BLKTEST_SECTORS; done += CHUNK) {
@@ -52,13 +54,23 @@ static bool write_pattern(uint64_t first)
             return false;
         }
     }
-    int err = blk_flush();
+    int err = flush ? blk_flush() : 0;
     if (err) {
         kprintf("blktest: flush failed (%d)\n", err);
         return false;
     }
-    kprintf("blktest: wrote %u sectors at %lu, flushed\n", BLKTEST_SECTORS, first);
+    kprintf("blktest: wrote %u sectors at %lu, %s\n", BLKTEST_SECTORS, first,
+            flush ? "flushed" : "not flushed");
     return true;
+}
+
+// The *_hold modes: the host kills QEMU now, as a power cut would, and
+// reads the image to see what a flush (or its absence) left on disk.
+static void __attribute__((noreturn)) hold(void)
+{
+    kprintf("blktest: holding until killed\n");
+    for (;;)
+        sti_hlt();
 }
 
 static bool verify_pattern(uint64_t first)
@@ -94,5 +106,11 @@ bool blktest_run(const char *mode)
         return false;
     }
     uint64_t first = blk_sectors() - BLKTEST_SECTORS;
-    return strcmp(mode, "write") == 0 ? write_pattern(first) : verify_pattern(first);
+    if (strcmp(mode, "verify") == 0)
+        return verify_pattern(first);
+    bool flush = strcmp(mode, "unflushed_hold") != 0;
+    bool ok = write_pattern(first, flush);
+    if (ok && strcmp(mode, "write") != 0)
+        hold();
+    return ok;
 }

@@ -19,7 +19,9 @@
 uint64_t blktest_word(uint64_t sector, unsigned i);
 // The first sector of the test area; 0 when the disk is smaller than it.
 uint64_t blk_test_area(void);
-// "write": write the pattern and flush; "verify": read it back and compare.
-// Prints one line saying what it found; true when all went right.
+// "write": write the pattern and flush; "verify": read it back and compare;
+// "write_hold" / "unflushed_hold": write it with / without the flush, then
+// wait forever for the host to kill QEMU. Prints one line saying what it
+// found; true when all went right.
 bool blktest_run(const char *mode);
 #endif

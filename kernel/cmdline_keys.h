@@ -17,7 +17,7 @@
 // wins, else the default.
 
 KEY_ENUM(crash, "pagefault|divzero|assert|doublefault|hang", "", "prove a failure path: a panic report and exit 35 (hang: silence)")
-KEY_ENUM(blktest, "write|verify", "", "write a pattern near the end of the disk, or verify one written by an earlier boot, and power off (exit 33 when it holds)")
+KEY_ENUM(blktest, "write|verify|write_hold|unflushed_hold", "", "write a pattern near the end of the disk, or verify one written by an earlier boot, and power off (exit 33 when it holds); *_hold: write (flushed or not) and wait to be killed")
 KEY_ULONG(blk_timeout, 1, 600000, 10000, "ms of guest time a disk request may take before the disk is declared dead and reset")
 KEY_WORD(test, "run the in-kernel KTAP tests (test=GLOB: the suites or suite.cases matching GLOB) and power off")
 KEY_FLAG(selftest_fail, "with test: add suite ktap_selftest (a pass, a deliberate failure, a skip)")

@@ -31,6 +31,8 @@ int outcommit_save(struct pbuf *b);
 // The checkpoint holding the first n held bytes committed (or failed, or
 // the machine powers off): print them, keep the rest, wake waiting writers.
 void outcommit_release(uint64_t n);
+// At power-off: one line with what output commit cost in latency.
+void outcommit_report(void);
 // The restore path: output released so far by the checkpoint restored.
 void outcommit_restore(uint64_t seq);
 

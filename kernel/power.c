@@ -27,6 +27,7 @@ void power_off(bool ok)
     // cleanly, and a line kept back forever would be a line lost
     // (docs/persistence.md, "Output commit").
     outcommit_release(outcommit_held());
+    outcommit_report();
     kprintf("revenant: poweroff status=%d\n", ok ? 0 : 1);
     outb(DEBUG_EXIT_PORT, ok ? DEBUG_EXIT_OK : DEBUG_EXIT_FAIL);
     halt_forever();

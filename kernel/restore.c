@@ -58,6 +58,7 @@ static struct {
     uint32_t nregions;
     uint64_t pages;
     uint32_t envs;
+    bool finished;                  // a valid checkpoint of a system with nothing left running
     char why[112];
 } rs;
 
@@ -553,12 +554,32 @@ static const char *judge_slot(int slot, struct ckpt_header *h, char *why, size_t
     return NULL;
 }
 
+static bool anything_live(void)
+{
+    for (int i = 0; i < ENV_MAX; i++)
+        if (env_slot(i) && env_slot(i)->state == ENV_LIVE)
+            return true;
+    return false;
+}
+
 static bool try_slot(int slot, const struct ckpt_header *h)
 {
     uint64_t t0 = timer_ns();
     rs.h = *h;
+    rs.finished = false;
     if (!rebuild()) {
         discard();
+        return false;
+    }
+    if (!anything_live()) {
+        // The system had finished (every program ended) when this was taken:
+        // nothing to go on with, and an older checkpoint must not bring a
+        // finished run back. What it had printed but not shown goes out.
+        rs.finished = true;
+        release_held_output();
+        discard();
+        kprintf("restore: generation %lu from slot %c: no program was running: clean boot\n",
+                rs.h.generation, slot_name[slot]);
         return false;
     }
     put_regions();
@@ -607,6 +628,8 @@ bool restore_boot(void)
             continue;
         if (try_slot(s, &h[s]))
             return true;
+        if (rs.finished)
+            return false;
         kprintf("restore: slot %c (generation %lu) rejected: %s\n", slot_name[s],
                 h[s].generation, rs.why);
     }

@@ -28,6 +28,10 @@ Sections:
              drop + upcalls figure, vs. Linux waking 63 futex waiters at once until all wait
              again (linuxpeer `wakeall`); no target. The blocked upcall (many blocked threads
              in one environment) is not in this branch.
+- disk:      the virtio-blk driver (KTAP case blk.sequential_write_cost on a fresh qcow2): 30
+             sequential 128 KiB writes, a flush, 64 one-sector writes; per request in host time
+             (TCG) and in guest instructions (-icount shift=0, polls of the used ring included),
+             the write rate and the flush; no baseline, no target (docs/persistence.md).
 Numbers are medians over repeated runs.  Every ratio of a section that has a target
 (``target_ratio_max``) gets a verdict, printed beside it and kept in the JSON; `invoke bench`
 exits 1 when a figure misses its target or a section fails.  A line per section goes to stderr
@@ -52,7 +56,7 @@ from .errors import RevenantError, UsageError
 from .machine import Machine, MachineConfig
 
 SECTIONS = ("boot", "harness", "snapshot", "syscall", "activation", "uswitch", "ipc", "futex", "restart",
-            "checkpoint")
+            "disk", "checkpoint")
 NEEDS_LINUX = ("syscall", "activation", "uswitch", "ipc", "futex", "restart")
 JUDGED = ("ratio_harness_over_bare", "ratio_instructions", "ratio_tsc_cycles")   # against target_ratio_max
 
@@ -412,6 +416,46 @@ def bench_checkpoint(quick: bool) -> Section:
     from .persist import bench as ckpt_bench
 
     return Section("checkpoint", ckpt_bench.figures(quick))
+_DISK_LINES = {
+    "write": re.compile(r"# blk: sequential write (\d+) KiB in (\d+) ns: \d+ KiB/s, (\d+) requests, "
+                        r"(\d+) ns and (\d+) polls per request"),
+    "flush": re.compile(r"# blk: flush (\d+) ns, (\d+) polls"),
+    "small": re.compile(r"# blk: \d+ one-sector writes, (\d+) ns and (\d+) polls per request"),
+}
+
+
+def _disk_run(icount: bool, disk: Path) -> dict:
+    """One boot of ``test=blk.sequential_write_cost`` on a fresh disk: its ``# blk:`` figures."""
+    disk.unlink(missing_ok=True)
+    extra = ["-icount", "shift=0"] if icount else []
+    with Machine(MachineConfig(name="bench-disk", append="test=blk.sequential_write_cost", disk=disk,
+                               extra_args=extra)) as m:
+        result = m.wait(300)
+        text = "\n".join(m.console.lines())
+    disk.unlink(missing_ok=True)
+    found = {key: rx.search(text) for key, rx in _DISK_LINES.items()}
+    if not result.ok or not all(found.values()):
+        raise RevenantError(f"the blk cost case did not report ({result}); log: {m.log_path}")
+    kib, ns, _reqs, req_ns, polls = (int(g) for g in found["write"].groups())
+    return {"write_mib_s": kib / 1024 / (ns / 1e9), "request_128k": req_ns, "request_128k_polls": polls,
+            "flush": int(found["flush"].group(1)), "request_1s": int(found["small"].group(1)),
+            "request_1s_polls": int(found["small"].group(2))}
+
+
+def bench_disk(runs: int) -> Section:
+    disk = paths.BUILD / "bench-disk.qcow2"
+    tcg = [_disk_run(False, disk) for _ in range(runs)]
+    ins = [_disk_run(True, disk) for _ in range(runs)]
+
+    def med(rows: list, key: str) -> float:
+        return _median([row[key] for row in rows])
+    return Section("disk", {
+        "runs": runs, "write_mib_s": med(tcg, "write_mib_s"),
+        "request_128k_us": med(tcg, "request_128k") / 1e3, "request_1sector_us": med(tcg, "request_1s") / 1e3,
+        "flush_ms": med(tcg, "flush") / 1e6,
+        "request_128k_instructions": med(ins, "request_128k"), "request_128k_polls": med(ins, "request_128k_polls"),
+        "request_1sector_instructions": med(ins, "request_1s"), "request_1sector_polls": med(ins, "request_1s_polls"),
+        "flush_instructions": med(ins, "flush")})
 
 
 def _guard(name: str, fn: Callable[[], Section]) -> Section:
@@ -432,6 +476,7 @@ WHAT = {
     "futex": "futex handoff between environments vs Linux futex",
     "restart": "one in-place restart, 63 blocked, vs Linux waking 63 futex waiters",
     "checkpoint": "workload slowdown at 20..200 checkpoints/s; pause and size against dirty pages",
+    "disk": "virtio-blk writes and flush, host time and guest instructions",
 }
 
 
@@ -458,6 +503,7 @@ def run_all(quick: bool = False, out: str = "build/bench.json",
         "futex": lambda: bench_futex(iters // 5),
         "restart": lambda: bench_restart(50 if quick else 200),
         "checkpoint": lambda: bench_checkpoint(quick),
+        "disk": lambda: bench_disk(runs),
     }
     chosen = [name for name in plan if not only or name in only]
 

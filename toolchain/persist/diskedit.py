@@ -100,6 +100,29 @@ def flip_bit(data: bytearray, offset: int, bit: int = 0) -> None:
     data[offset] ^= 1 << bit
 
 
+# Byte offsets of the record fields the tests forge (kernel/checkpoint_format.h).
+THREAD_RIP, THREAD_CS = 24 + 15 * 8, 24 + 16 * 8
+PAGE_VA = 8
+ENV_ID, ENV_PARENT = 0, 4
+
+
+def set_record_field(data: bytearray, slot: int, section: int, index: int, offset: int, code: str,
+                     value: object) -> None:
+    """Forge one field of record ``index`` of a section of slot ``slot``'s manifest, then give
+    the manifest and the header the CRC32Cs their bytes have now: only the field's own value
+    can make a reader refuse it."""
+    h = fmt.parse_header(bytes(data[slot * fmt.BLOCK:slot * fmt.BLOCK + fmt.SECTOR]), slot,
+                         len(data) // fmt.BLOCK)
+    sec = h.section(section)
+    if index >= sec.count:
+        raise DiskEditError(f"slot {slot}: section {fmt.SECTION_NAMES[section]} has {sec.count} records")
+    base = h.manifest_block * fmt.BLOCK
+    packed = struct.pack("<" + code, value)
+    at = base + sec.offset + index * sec.record_size + offset
+    data[at:at + len(packed)] = packed
+    set_header_field(data, slot, "manifest_crc", crc32c(bytes(data[base:base + h.manifest_bytes])))
+
+
 def manifest_of(data: bytes, slot: int) -> fmt.Manifest:
     """The parsed manifest of the (valid) checkpoint in slot ``slot``."""
     disk = fmt.Disk(Path("<raw>"), bytes(data))

@@ -1,4 +1,4 @@
-// clockwatch[:rounds[:period_us[:threads]]]: the clock never goes back and
+// clockwatch[:rounds[:period_us[:threads[:every]]]]: the clock never goes back and
 // sleeps come back, across restores (docs/persistence.md, "Restore").
 // A watcher thread never sleeps: it reads clock_ns() and yields, over and
 // over, so the first thing it does after a restore is read the clock (a
@@ -13,7 +13,10 @@
 // the clock restart from zero would show up as `backwards`; a rerun that
 // lost its sleep as `early`. The work (a hash chain over the rounds) is
 // deterministic, so an interrupted run ends with the same checksum as an
-// uninterrupted one. Prints
+// uninterrupted one. With `every` > 0, thread 0 prints a progress line
+// every `every` rounds, so that a restore test can check that no line is
+// lost or printed twice (output commit). Prints
+//   clockwatch: round <n>                                       (with every)
 //   clockwatch: BACKWARDS thread <t> round <r> by <ns> ns     (never, we hope)
 //   clockwatch: done rounds=<n> backwards=<n> early=<n> checksum=<hex> restarts=<n>
 // and exits 1 if the clock went back or a sleep ended early.
@@ -33,7 +36,7 @@ struct watch {
 static struct watch watches[MAX_THREADS];
 static struct watch watcher;
 static unsigned long running;           // sleepers not done yet (atomic)
-static unsigned long rounds = 400, period_us = 2000;
+static unsigned long rounds = 400, period_us = 2000, every;
 
 static uint64_t mix(uint64_t x)         // splitmix64's finalizer
 {
@@ -78,6 +81,8 @@ static void *watch_rounds(void *arg)
         w->early += now < deadline;
         w->chain = mix(w->chain ^ ((uint64_t)id << 32 | w->rounds));
         w->rounds++;
+        if (id == 0 && every && w->rounds % every == 0)
+            printf("clockwatch: round %lu\n", w->rounds);
     }
     __atomic_fetch_sub(&running, 1, __ATOMIC_SEQ_CST);
     return NULL;
@@ -90,6 +95,8 @@ int main(int argc, char **argv)
     if (argc > 2)
         period_us = strtoul(argv[2], 0, 10);
     long threads = argc > 3 ? atoi(argv[3]) : 2;
+    if (argc > 4)
+        every = strtoul(argv[4], 0, 10);
     if (threads < 1 || threads > MAX_THREADS || period_us == 0) {
         printf("clockwatch: FAIL bad arguments\n");
         return 2;
