@@ -194,12 +194,12 @@ def restart(c, socket=""):
 @task(help={"action": "now (default): ask the machine of `invoke run --qmp --disk` for a checkpoint",
             "socket": "QMP socket of that machine (default build/qmp.sock)"})
 @_clean_errors
-def checkpoint(c, action="now", socket=""):
+def checkpoint(c, action, socket=""):
     """Ask the machine of `invoke run --qmp` for a checkpoint (F12 through QMP send-key; docs/persistence.md)."""
     from toolchain.errors import UsageError
     from toolchain.persist import checkpoints
 
-    if action != "now":
+    if action not in ("", "now"):
         raise UsageError(f"checkpoint: unknown action {action!r} (now)")
     req = checkpoints.request(socket or None)
     print(f"checkpoint requested: send-key {checkpoints.CHECKPOINT_KEY} sent to {req.socket} in "
@@ -308,6 +308,7 @@ def _adapt_invoke() -> None:
                     "socket": "PATH"},
             "debug": {"append": "CMDLINE", "port": "PORT"},
             "snapshot": {"socket": "PATH", "disk": "QCOW2", "action": "ACTION", "name": "NAME"},
+            "checkpoint": {"socket": "PATH", "action": "ACTION"},
             "iso": {"append": "CMDLINE"},
             "bench": {"out": "PATH", "only": "SECTIONS"},
             "experiment": {"name": "NAME", "size": "N", "trials": "N", "seed": "S", "workload": "NAME",
@@ -316,7 +317,7 @@ def _adapt_invoke() -> None:
             "test": {"args": "ARGS", "numprocesses": "N", "junit": "PATH"},
             "build": {"jobs": "N"},
         },
-        optional={"snapshot": ["name"]},
+        optional={"snapshot": ["name"], "checkpoint": ["action"]},
     )
 
 
