@@ -399,3 +399,15 @@ def test_checkpoint_cli_bad_input_is_one_line(tmp_path, args, message):
                           capture_output=True, text=True)
     out = (proc.stdout + proc.stderr).strip()
     assert proc.returncode == 1 and out.count("\n") == 0 and message in out, out
+
+
+def test_the_upgrade_experiment_records_what_an_outside_script_needs(kernel_elf):
+    import json
+
+    result = upgrade.experiment(1, seed=3)
+    assert result.ok, result.render()
+    trial = json.loads(Path(result.figures["per_trial"]).read_text())["trials"][0]
+    assert trial["ok"] and trial["restored_generation"] >= 3, trial
+    assert str(upgrade.VARIANT_DIR) in " ".join(trial["argv_b"]) and trial["disk"] in " ".join(trial["argv_a"])
+    assert trial["expected_final_line"].startswith("clockwatch: done") and \
+        trial["final_line"] == trial["expected_final_line"], trial

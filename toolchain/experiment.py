@@ -13,6 +13,10 @@ a JSON record to build/experiments/<name>-<timestamp>.json.
 - restart: the producer/consumer ring (two environments, a shared region, futexes) under
            in-place restarts every millisecond until the producer has seen N of them; no
            message lost, doubled or corrupted, and the consumer's checksum is the expected one.
+- upgrade: N trials: a workload checkpointed under this build is killed (SIGKILL) after a
+           seeded number of checkpoints and restored under build B (toolchain/persist/upgrade.py:
+           struct env padded, another tick rate, a system call more); it finishes with the
+           uninterrupted run's final line.
 - loadvm:  QMP snapshot-save at a random instant, snapshot-load into a fresh QEMU, an in-place
            restart at a random delay after it, the same final line (toolchain/loadvm.py; its
            own options: --trials --seed --workload --trial --jobs).
@@ -152,7 +156,14 @@ EXPERIMENTS: dict[str, tuple[Callable[[int], ExperimentResult], int]] = {
     "chained": (chained, 1_000),
     "fuzz": (fuzz, 20),
     "restart": (restart, 10_000),
+    "upgrade": (lambda n: _upgrade(n), 5),
 }
+
+
+def _upgrade(n: int) -> ExperimentResult:
+    from .persist import upgrade
+
+    return upgrade.experiment(n)
 
 
 # Experiments with options of their own, run by their own module (toolchain/loadvm.py).

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -101,3 +103,73 @@ def build_b(root: Path = paths.ROOT, directory: Path = VARIANT_DIR) -> Path:
     with _locked(directory):
         _sync(edited_sources(root), directory / "src")
         return builder.build(root=directory / "src", build_dir=directory / "build").elf
+
+
+# --------------------------------------------------------------------- invoke experiment upgrade
+
+WORKLOAD = "clockwatch:300:2000"
+DONE = re.compile(r"^clockwatch: done rounds=\d+ backwards=0 early=0 checksum=([0-9a-f]+) restarts=\d+$")
+CHECKPOINT = re.compile(r"^checkpoint \d+: generation (\d+), (\d+) envs")
+RESTORED = re.compile(r"^restore: generation (\d+) from slot [AB], ")
+
+
+def _final_line(machine) -> str:
+    """The workload's verdict line without its restarts= count (a restore adds one)."""
+    lines = [line.rstrip("\r") for line in machine.console.lines()]
+    final = next((line for line in reversed(lines) if line.startswith("clockwatch: done")), "")
+    return re.sub(r" restarts=\d+$", "", final)
+
+
+def experiment(n: int, seed: int = 1):
+    """``invoke experiment upgrade --size N``: N trials of checkpoint under build A, a SIGKILL
+    after a seeded number of checkpoints, restore under build B, finish. A trial passes when
+    B restores and the workload ends with the uninterrupted run's final line. The JSON holds,
+    per trial, both QEMU command lines, the disk and that expected line, so that a script can
+    repeat it without the toolkit."""
+    import random
+    import time
+
+    from ..experiment import ExperimentResult
+    from ..machine import Machine, MachineConfig
+    from ..runlog import RunLog
+
+    t0 = time.monotonic()
+    kernel_a, kernel_b = paths.KERNEL_ELF, build_b()
+    work = paths.BUILD / "experiments" / f"upgrade-{time.strftime('%Y%m%d-%H%M%S')}"
+    work.mkdir(parents=True, exist_ok=True)
+    with Machine(MachineConfig(kernel=kernel_a, append=f"run={WORKLOAD}", name="upgrade-baseline")) as m:
+        RunLog(m, 120)
+        expected = _final_line(m)
+    rng = random.Random(seed)
+    trials, logs = [], []
+    append = f"checkpoint_every=20 run={WORKLOAD}"
+    for k in range(n):
+        disk = work / f"trial-{k}.qcow2"
+        cut_at = rng.randint(3, 12)
+        with Machine(MachineConfig(kernel=kernel_a, append=append, disk=disk, name=f"upgrade-a{k}")) as a:
+            argv_a = a.argv()
+            while True:
+                hit = a.expect(CHECKPOINT, timeout=120)
+                if int(hit.group(1)) >= cut_at and int(hit.group(2)) >= 2:
+                    break
+            a.kill()
+            logs.append(str(a.log_path))
+        with Machine(MachineConfig(kernel=kernel_b, append=append, disk=disk, name=f"upgrade-b{k}")) as b:
+            argv_b = b.argv()
+            r = RunLog(b, 120)
+            logs.append(str(b.log_path))
+            final = _final_line(b)
+        restored = next((int(g.group(1)) for line in r.lines if (g := RESTORED.match(line))), None)
+        ok = restored is not None and final == expected and r.status == 33 and \
+            any(line.startswith(BANNER) for line in r.lines)
+        trials.append({"trial": k, "cut_after_generation": cut_at, "restored_generation": restored,
+                       "ok": ok, "final_line": final, "expected_final_line": expected,
+                       "disk": str(disk), "argv_a": argv_a, "argv_b": argv_b, "exit_status_b": r.status})
+    per_trial = work / "trials.json"
+    per_trial.write_text(json.dumps({"kernel_a": str(kernel_a), "kernel_b": str(kernel_b),
+                                     "expected_final_line": expected, "trials": trials}, indent=1))
+    figures = {"trials": len(trials), "passed": sum(t["ok"] for t in trials), "seed": seed,
+               "restored_generations": [t["restored_generation"] for t in trials],
+               "expected_final_line": expected, "per_trial": str(per_trial)}
+    return ExperimentResult("upgrade", n, all(t["ok"] for t in trials) and bool(expected),
+                            time.monotonic() - t0, figures, logs)
