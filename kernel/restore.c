@@ -170,6 +170,9 @@ static bool restore_env(const struct ckpt_env *ce)
         return refuse("env %d: no room or no memory", ce->id);
     rs.envs++;
     e->out_direct = ce->flags & CKPT_ENV_OUT_DIRECT;
+    _Static_assert(WAIT_KINDS <= sizeof(ce->blocked) / sizeof(ce->blocked[0]), "blocked counters");
+    for (int k = 0; k < WAIT_KINDS; k++)
+        e->blocked[k] = ce->blocked[k];     // counters for its exit line, nothing else
     if (zombie)
         return true;
     _Static_assert(sizeof(struct act_stats) == sizeof(ce->act_stats), "act_stats as saved");
