@@ -399,4 +399,3 @@ def test_checkpoint_cli_bad_input_is_one_line(tmp_path, args, message):
                           capture_output=True, text=True)
     out = (proc.stdout + proc.stderr).strip()
     assert proc.returncode == 1 and out.count("\n") == 0 and message in out, out
-
