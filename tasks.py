@@ -219,7 +219,7 @@ def checkpoint(c, action, disk, slot="", socket=""):
           f"{req.ms:.1f} ms; the kernel prints `checkpoint <n>: ...` at its next safe point")
 
 
-@task(help={"name": "leak | chained | fuzz | restart | upgrade | loadvm",
+@task(help={"name": "leak | chained | fuzz | restart | upgrade | powercut | loadvm",
             "size": "N, a whole number >= 1 (default: the large N of each; not for loadvm)",
             "trials": "loadvm: trials to run (default 20)",
             "seed": "loadvm: the run's seed; trial K's seed and instants derive from it (default 1)",

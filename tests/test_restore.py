@@ -411,3 +411,26 @@ def test_the_upgrade_experiment_records_what_an_outside_script_needs(kernel_elf)
     assert str(upgrade.VARIANT_DIR) in " ".join(trial["argv_b"]) and trial["disk"] in " ".join(trial["argv_a"])
     assert trial["expected_final_line"].startswith("clockwatch: done") and \
         trial["final_line"] == trial["expected_final_line"], trial
+
+
+def test_the_powercut_experiment_loses_doubles_and_repeats_nothing(kernel_elf):
+    import json
+
+    from toolchain.persist import powercut
+
+    result = powercut.experiment(1, seed=2)
+    assert result.ok, result.render()
+    assert (result.figures["lost"], result.figures["doubled"], result.figures["repeated_lines"]) == (0, 0, 0)
+    trial = json.loads(Path(result.figures["per_trial"]).read_text())["trials"][0]
+    assert trial["checksum_ok"] and trial["disk"] in " ".join(trial["argv_b"]), trial
+
+
+def test_the_powercut_judge_counts_lost_doubled_and_repeated_lines():
+    from toolchain.persist import powercut
+
+    every = [f"clockwatch: round {r}" for r in range(powercut.EVERY, powercut.ROUNDS + 1, powercut.EVERY)]
+    done = "clockwatch: done rounds=600 backwards=0 early=0 checksum=abc restarts=1"
+    clean = powercut.judge(every[:5], every[5:] + [done], "abc")
+    assert (clean["lost"], clean["doubled"], clean["repeated_lines"], clean["checksum_ok"]) == (0, 0, 0, True)
+    bad = powercut.judge(every[:6], every[5:7] + every[8:] + [done], "abd")
+    assert (bad["lost"], bad["doubled"], bad["repeated_lines"], bad["checksum_ok"]) == (1, 1, 1, False)

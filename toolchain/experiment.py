@@ -17,6 +17,8 @@ a JSON record to build/experiments/<name>-<timestamp>.json.
            seeded number of checkpoints and restored under build B (toolchain/persist/upgrade.py:
            struct env padded, another tick rate, a system call more); it finishes with the
            uninterrupted run's final line.
+- powercut: N trials: SIGKILL at a seeded random instant of a checkpointed run, a restore, the
+           run finishes; lost / doubled / repeated lines counted (toolchain/persist/powercut.py).
 - loadvm:  QMP snapshot-save at a random instant, snapshot-load into a fresh QEMU, an in-place
            restart at a random delay after it, the same final line (toolchain/loadvm.py; its
            own options: --trials --seed --workload --trial --jobs).
@@ -157,7 +159,14 @@ EXPERIMENTS: dict[str, tuple[Callable[[int], ExperimentResult], int]] = {
     "fuzz": (fuzz, 20),
     "restart": (restart, 10_000),
     "upgrade": (lambda n: _upgrade(n), 5),
+    "powercut": (lambda n: _powercut(n), 20),
 }
+
+
+def _powercut(n: int) -> ExperimentResult:
+    from .persist import powercut
+
+    return powercut.experiment(n)
 
 
 def _upgrade(n: int) -> ExperimentResult:
