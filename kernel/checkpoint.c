@@ -144,7 +144,7 @@ static void protect_checkpoint(const struct ckpt_header *h)
 {
     uint64_t mblocks = (h->manifest_bytes + CKPT_BLOCK - 1) / CKPT_BLOCK;
     if (mblocks > PBUF_PAGES || h->manifest_block < CKPT_FIRST_DATA_BLOCK ||
-        h->manifest_block + mblocks > ck.disk_blocks)
+        h->manifest_block >= ck.disk_blocks || mblocks > ck.disk_blocks - h->manifest_block)
         return;
     pbuf_clear(&ck.man);
     for (uint64_t i = 0; i < mblocks; i++) {
