@@ -24,6 +24,7 @@
 #include "activation.h"
 #include "blk.h"
 #include "checkpoint.h"
+#include "cmdline.h"
 #include "console.h"
 #include "crc32c.h"
 #include "env.h"
@@ -61,19 +62,6 @@ static struct {
     bool finished;                  // a valid checkpoint of a system with nothing left running
     char why[112];
 } rs;
-
-static uint64_t restored_generation;
-static int restored_slot = -1;
-
-uint64_t restore_generation(void)
-{
-    return restored_generation;
-}
-
-int restore_slot(void)
-{
-    return restored_slot;
-}
 
 // Refuse the checkpoint: the reason for the line; always false.
 static bool refuse(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -590,8 +578,6 @@ static bool try_slot(int slot, const struct ckpt_header *h)
     uint64_t ns = timer_ns() - t0;
     // From here the clock goes on from the checkpoint's: never back.
     timer_advance_to(rs.h.clock_ns);
-    restored_generation = rs.h.generation;
-    restored_slot = slot;
     checkpoint_adopt(rs.h.generation);      // the next checkpoint is newer, and spares this one
     kprintf("restore: generation %lu from slot %c, %u envs, %lu pages, %lu.%lu ms\n",
             rs.h.generation, slot_name[slot], rs.envs, rs.pages, ns / 1000000,
@@ -605,6 +591,11 @@ bool restore_boot(void)
 {
     if (!blk_present())
         return false;
+    const char *how = cmdline_get("restore");   // on or off: cmdline_report named anything else
+    if (how && !strcmp(how, "off")) {
+        kprintf("restore: off (restore=off): clean boot; the checkpoints on the disk stay\n");
+        return false;
+    }
     struct ckpt_header h[CKPT_SLOTS];
     char why[CKPT_SLOTS][112];
     const char *bad[CKPT_SLOTS];

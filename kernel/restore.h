@@ -10,13 +10,8 @@
 // environments and make them runnable, print
 //   restore: generation <g> from slot <A|B>, <n> envs, <p> pages, <t> ms
 // and return true (the caller schedules). false: a clean boot (no disk, no
-// checkpoint, or none valid), after one line saying why; nothing of a
-// rejected checkpoint is left behind.
+// checkpoint, none valid, one of a finished system, or restore=off), after
+// one line saying why; nothing of a rejected checkpoint is left behind.
 bool restore_boot(void);
-
-// The checkpoint restored at boot: its generation, and the slot (0, 1) it
-// came from; 0 / -1 after a clean boot. For the checkpoint writer, whose
-// next generation follows it.
-uint64_t restore_generation(void);
-int restore_slot(void);
+// (The writer learns the generation restored through checkpoint_adopt.)
 #endif

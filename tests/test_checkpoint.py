@@ -165,22 +165,22 @@ def test_shared_memory_is_saved_once_with_every_holder_and_activation_state_with
 
 
 def test_a_new_boot_on_a_used_disk_continues_the_generations_and_spares_the_old_checkpoint(run, tmp_path):
-    # Boot 1 commits generations 1..3. Boot 2 (no restore on this branch) starts from other
-    # state; its first checkpoint must be generation 4 and must not write over any block of
-    # generation 3 or 2: cut it right after its pages and manifest are written.
+    # Boot 1 commits generations 1..3. Boot 2 (restore=off: a clean boot on a used disk)
+    # starts from other state; its first checkpoint must be generation 4 and must not write
+    # over any block of generation 3 or 2: cut it right after its pages and manifest are written.
     disk = tmp_path / "ckpt.qcow2"
     r = run("run=ckpt_work:16:2:2", disk=disk, timeout=60)
     r.assert_sane()
     before = fmt.read_disk(disk)
     assert fmt.newest(before).generation == 3
-    r = run("run=ckpt_work:64:2:2 checkpoint_cut=3 checkpoint_cut_after=0", disk=disk, timeout=60)
+    r = run("restore=off run=ckpt_work:64:2:2 checkpoint_cut=3 checkpoint_cut_after=0", disk=disk, timeout=60)
     assert r.status == EXIT_CUT, r.where()
     d = fmt.read_disk(disk)
     states = fmt.slots(d)
     assert sorted(s.header.generation for s in states if s.header) == [2, 3], states
     for s in states:                                    # both intact, every page's CRC included
         fmt.load(d, s.header, check_pages=True)
-    r = run("run=ckpt_work:8:1:1", disk=disk, timeout=60)
+    r = run("restore=off run=ckpt_work:8:1:1", disk=disk, timeout=60)
     r.assert_sane()
     assert r.matching(r"^ckpt_work: step 0 generation 4 sum \d+$"), r.where()
 

@@ -355,6 +355,18 @@ def test_a_checkpoint_with_nothing_running_is_a_clean_boot_not_the_older_one(boo
     assert any(FRESH.match(line) for line in lines), lines[-5:]
 
 
+def test_restore_off_is_a_clean_boot_that_leaves_the_checkpoints(boot, disk):
+    before = [s.header.generation for s in fmt.slots(fmt.read_disk(disk))]
+    m = boot(f"restore=off {EVERY} run={WATCH}", disk=disk, timeout=60)
+    m.expect("restore: off (restore=off): clean boot; the checkpoints on the disk stay", timeout=30)
+    m.expect(FRESH, timeout=30)
+    m.kill()
+    m.wait(10)
+    after = fmt.slots(fmt.read_disk(disk))
+    # Whatever this boot wrote since, the newest checkpoint it did not restore is intact.
+    assert max(before) in [s.header.generation for s in after if s.header], (before, after)
+
+
 def test_a_truncated_disk_is_refused(boot, disk, tmp_path):
     # The disk shrunk under the checkpoints (a truncated image): every block number they name
     # may now lie past its end.
