@@ -193,8 +193,36 @@ def restart(c, socket=""):
           f"prints `restart <n>: ...` at its next safe point")
 
 
+@task(
+    positional=["action", "disk"],
+    help={
+        "action": "now (default): ask the machine of `invoke run --qmp --disk` for a checkpoint; "
+                  "list | inspect: read a checkpoint disk offline, without booting",
+        "disk": "for list / inspect: the checkpoint disk, a qcow2 (as `invoke run --disk`) or raw image",
+        "slot": "for inspect: A or B (default: the newest valid checkpoint)",
+        "socket": "for now: QMP socket of that machine (default build/qmp.sock)",
+    }
+)
+@_clean_errors
+def checkpoint(c, action, disk, slot="", socket=""):
+    """Checkpoints: ask a running machine for one (F12 through QMP send-key), or read a disk:
+    checkpoint [now], checkpoint list DISK, checkpoint inspect DISK [--slot A|B] (docs/persistence.md)."""
+    from toolchain.errors import UsageError
+    from toolchain.persist import checkpoints, inspect
+
+    if action in ("list", "inspect"):
+        print(inspect.command(action, disk, slot))
+        return
+    if action not in ("", "now") or disk:
+        raise UsageError(f"checkpoint: unknown action {' '.join(filter(None, [action, disk]))!r} "
+                         f"(now, list DISK, inspect DISK)")
+    req = checkpoints.request(socket or None)
+    print(f"checkpoint requested: send-key {checkpoints.CHECKPOINT_KEY} sent to {req.socket} in "
+          f"{req.ms:.1f} ms; the kernel prints `checkpoint <n>: ...` at its next safe point")
+
+
 @task(positional=["name", "results"],
-      help={"name": "an experiment (leak | chained | fuzz | restart | loadvm | instant) or merge | replay | bisect",
+      help={"name": "an experiment (leak | chained | fuzz | restart | loadvm | instant | powercut | upgrade) or merge | replay | bisect",
             "results": "merge: the shards' result.json files; replay, bisect: one result.json",
             "trials": "trials in the campaign (default: the experiment's own)",
             "seed": "the campaign's seed: trial K's seed and choices derive from (seed, K) (default 1)",
@@ -202,7 +230,7 @@ def restart(c, socket=""):
             "shard": "I/N: run only the trials K with K % N == I - 1 (merge the N results after)",
             "keep": "failing (default) | all | none: which trials keep their logs, disks and rr files",
             "trial": "run (replay, bisect) only trial K of the campaign",
-            "size": "the experiment's N per trial (leak, chained, restart: events; fuzz: calls)",
+            "size": "the experiment's N per trial (leak, chained, restart: events; fuzz: calls; powercut, upgrade: work units)",
             "workload": "loadvm: reqresp (default), ring or futex_count; instant: ring (default), tally or tally_buggy",
             "out": "merge: the merged campaign's directory (default build/experiments/NAME-merged-...)"})
 @_clean_errors
@@ -290,6 +318,7 @@ def _adapt_invoke() -> None:
                     "socket": "PATH"},
             "debug": {"append": "CMDLINE", "port": "PORT"},
             "snapshot": {"socket": "PATH", "disk": "QCOW2", "action": "ACTION", "name": "NAME"},
+            "checkpoint": {"action": "ACTION", "disk": "DISK", "slot": "A|B", "socket": "PATH"},
             "iso": {"append": "CMDLINE"},
             "bench": {"out": "PATH", "only": "SECTIONS"},
             "experiment": {"name": "NAME", "results": "RESULT.json", "size": "N", "trials": "N", "seed": "S",
@@ -300,7 +329,7 @@ def _adapt_invoke() -> None:
             "test": {"args": "ARGS", "numprocesses": "N", "junit": "PATH"},
             "build": {"jobs": "N"},
         },
-        optional={"snapshot": ["name"], "experiment": ["results"]},
+        optional={"snapshot": ["name"], "checkpoint": ["action", "disk"], "experiment": ["results"]},
         variadic={"experiment": "results"},
     )
 

@@ -32,6 +32,9 @@
 #define SYS_shm_close   20  // (handle) -> 0
 #define SYS_spawn_shared 21 // (name, argv, argc, handles, nhandles) -> env id
 #define SYS_act_wait    22  // (deadline_ns or 0, seen_seq) -> record or 0   restartable idle (activations)
+// Persistence (docs/persistence.md).
+#define SYS_checkpoint  23  // () -> generation committed, -ENODEV (no disk), -EIO, -ENOSPC
+#define SYS_outcommit   24  // (mode: OUTCOMMIT_OFF/ON/QUERY) -> the caller's mode before
 // Console input (docs/restart.md, "Input is state too"); numbered from 32 so
 // that calls added on other branches meanwhile (22..31) do not collide.
 #define SYS_console_attach 32   // (&struct console_ring, size) -> 0       the console holder only
@@ -91,6 +94,12 @@
 #define SHM_BYTES_MAX    (4UL << 20)    // bytes of regions one environment holds
 // The handle a child finds for the i-th region spawn_shared handed it.
 #define SHM_GIVEN(i)     ((1L << 8) | (i))
+
+// outcommit(mode): whether the caller's console output is held until the
+// next checkpoint commits (docs/persistence.md, "Output commit").
+#define OUTCOMMIT_OFF    0      // this environment's output goes out at once
+#define OUTCOMMIT_ON     1      // held until committed (the default while output commit is on)
+#define OUTCOMMIT_QUERY  2      // change nothing
 
 // Console input: a ring in the reader's own memory that the kernel appends
 // received bytes to (docs/abi.md). head and tail count bytes since

@@ -33,6 +33,7 @@
 #include "abi.h"
 #include "activation.h"
 #include "bitmap.h"
+#include "checkpoint.h"
 #include "env.h"
 #include "gdt.h"
 #include "kalloc.h"
@@ -189,13 +190,23 @@ static uint64_t record_uva(uint32_t i)
 static struct act_record *record_kva(struct env *e, uint32_t i)
 {
     uint64_t va = record_uva(i);
-    uint64_t pte = vm_lookup(e->pml4, va);
+    uint64_t *slot = vm_pte(e->pml4, va);
+    if (slot)
+        *slot |= PTE_D;                 // written behind the CPU's back: checkpoints must see it
+    uint64_t pte = slot ? *slot : 0;
     return (struct act_record *)((uint8_t *)P2V(pte & PTE_ADDR) + (va & (PAGE_SIZE - 1)));
 }
 
 static struct act_slot *slot(struct act_env *a, uint32_t i)
 {
     return &a->slots[i / ACT_SLOTS_PER_CHUNK][i % ACT_SLOTS_PER_CHUNK];
+}
+
+int act_record_state(const struct act_env *a, uint32_t i)
+{
+    if (i >= a->pool.size || !act_pool_in_use(&a->pool, i))
+        return SLOT_FREE;
+    return a->slots[i / ACT_SLOTS_PER_CHUNK][i % ACT_SLOTS_PER_CHUNK].state;
 }
 
 // The pool's bitmap says in use; the slot says how.
@@ -225,9 +236,11 @@ static void mirror(struct act_env *a, struct vproc *v)
     h->freed = a->stats.freed;
     h->disabled_saves = a->stats.disabled_saves;
     h->free_records = a->pool.nfree;
+    if (checkpoint_enabled())           // a page walk per upcall, only when someone looks at D
+        vm_mark_dirty(v->env->pml4, ACT_SEGMENT);   // through the direct map: checkpoints must see it
 }
 
-static int map_segment(struct env *e, struct act_header **header)
+static int map_segment(struct env *e, uint32_t pool_size, struct act_header **header)
 {
     uint64_t pool_bytes = (uint64_t)pool_size * ACT_RECORD_SIZE;
     uint64_t pool_pages = (pool_bytes + PAGE_SIZE - 1) / PAGE_SIZE;
@@ -254,7 +267,7 @@ static void free_slots(struct act_env *a)
 }
 
 // One act_slot per record, in chunks of at most a page (kmalloc's limit).
-static int alloc_slots(struct act_env *a)
+static int alloc_slots(struct act_env *a, uint32_t pool_size)
 {
     for (uint32_t first = 0; first < pool_size; first += ACT_SLOTS_PER_CHUNK) {
         uint32_t n = pool_size - first < ACT_SLOTS_PER_CHUNK ? pool_size - first
@@ -268,20 +281,21 @@ static int alloc_slots(struct act_env *a)
     return 0;
 }
 
-int act_env_create(struct env *e)
+// e's activation state with a pool of `size` records (1..ACT_POOL_MAX).
+static int create_sized(struct env *e, uint32_t size)
 {
-    struct act_env *a = kmalloc(sizeof(*a) + BITMAP_WORDS(pool_size) * sizeof(uint64_t));
+    struct act_env *a = kmalloc(sizeof(*a) + BITMAP_WORDS(size) * sizeof(uint64_t));
     if (!a)
         return -ENOMEM;
-    int r = alloc_slots(a);     // kmalloc zeroes: every slot FREE
+    int r = alloc_slots(a, size);   // kmalloc zeroes: every slot FREE
     if (r == 0)
-        r = map_segment(e, &a->header);
+        r = map_segment(e, size, &a->header);
     if (r < 0) {
         free_slots(a);
         kfree(a);
         return r;
     }
-    act_pool_init(&a->pool, a->bits, pool_size);
+    act_pool_init(&a->pool, a->bits, size);
     memset(&a->stats, 0, sizeof(a->stats));
     a->seq = 0;
     a->event_seq = 0;
@@ -290,10 +304,15 @@ int act_env_create(struct env *e)
     a->used = false;
     a->header->magic = ACT_MAGIC;
     a->header->version = ACT_VERSION;
-    a->header->pool_size = pool_size;
-    a->header->free_records = pool_size;
+    a->header->pool_size = size;
+    a->header->free_records = size;
     e->act = a;
     return 0;
+}
+
+int act_env_create(struct env *e)
+{
+    return create_sized(e, pool_size);
 }
 
 static void fill_stats(const struct act_env *a, struct act_stats *s)
@@ -925,4 +944,64 @@ long sys_act_stats(uint64_t stats_uva)
     struct act_stats s;
     fill_stats(a, &s);
     return copyout(stats_uva, &s, sizeof(s)) < 0 ? -EFAULT : 0;
+}
+
+// ------------------------------------------------------------ restore
+
+int act_env_restore(struct env *e, uint32_t size, uint64_t seq, uint64_t event_seq,
+                    const struct act_stats *stats, bool used)
+{
+    // A checkpoint's pool keeps its size (its records are numbered in it),
+    // whatever act_pool= this boot has.
+    if (size < 1 || size > ACT_POOL_MAX)
+        return -EINVAL;
+    int r = create_sized(e, size);
+    if (r < 0)
+        return r;
+    struct act_env *a = e->act;
+    a->seq = seq;
+    a->event_seq = event_seq > seq ? seq : event_seq;
+    a->stats = *stats;
+    a->used = used;
+    return 0;
+}
+
+int act_restore_record(struct env *e, uint32_t i, bool woken)
+{
+    struct act_env *a = e->act;
+    if (!a || i >= a->pool.size || act_pool_in_use(&a->pool, i))
+        return -EINVAL;
+    a->pool.nfree--;
+    bitmap_set(a->pool.used, i);
+    *slot(a, i) = (struct act_slot){ .state = SLOT_HELD, .next = ACT_NONE };
+    // A wait is derived state: the record is the program's again, told by
+    // the restarted upcall or (without one) handed back as woken.
+    if (woken && !registered(a, ACT_RESTARTED)) {
+        slot(a, i)->state = SLOT_WOKEN;
+        woken_append(a, i);
+        set_wake_pending(e, true);
+    }
+    return 0;
+}
+
+bool act_record_in_use(const struct env *e, uint32_t i)
+{
+    return e->act && i < e->act->pool.size && act_pool_in_use(&e->act->pool, i);
+}
+
+void act_restore_done(struct env *e, struct vproc *v)
+{
+    struct act_env *a = e->act;
+    // The kernel's words of the header are the kernel's, whatever the disk said.
+    a->header->magic = ACT_MAGIC;
+    a->header->version = ACT_VERSION;
+    a->header->pool_size = a->pool.size;
+    mirror(a, v);
+}
+
+void act_env_discard(struct env *e)
+{
+    if (e->act)
+        e->act->used = false;   // nothing ran: no stats line
+    act_env_destroy(e);
 }

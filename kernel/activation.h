@@ -62,6 +62,21 @@ void act_init(unsigned long pool_size);
 // Map the restore page, the header and the pool into e's address space and
 // set up e->act. 0 or -ENOMEM (the caller frees the address space).
 int act_env_create(struct env *e);
+// Restore (restore.c): e's activation state as a checkpoint had it, with a
+// pool of `size` records (1..ACT_POOL_MAX, not this boot's act_pool=) and
+// every record free. 0, -EINVAL, -ENOMEM (the caller frees the address space).
+int act_env_restore(struct env *e, uint32_t size, uint64_t seq, uint64_t event_seq,
+                    const struct act_stats *stats, bool used);
+// Record i was in use: the program's again (HELD), or, if it was blocked
+// or woken and the program has no restarted upcall, woken (handed back in an
+// unblocked upcall). Call after e's pages are restored (the header says
+// what is registered). -EINVAL: out of the pool or in use already.
+int act_restore_record(struct env *e, uint32_t i, bool woken);
+bool act_record_in_use(const struct env *e, uint32_t i);
+// The kernel's words of the header rewritten (the disk's are not trusted).
+void act_restore_done(struct env *e, struct vproc *v);
+// act_env_destroy without the stats line: a restore that failed half-way.
+void act_env_discard(struct env *e);
 // The `act: env ...` stats line if e used activations; frees e->act.
 void act_env_destroy(struct env *e);
 
@@ -100,6 +115,10 @@ void act_tick(void);
 // back to its program: handed back at once for one that registered the
 // restarted upcall, else woken. dropped[kind] counts them; the total.
 int act_drop_waits(int *dropped);
+
+// Checkpoints (checkpoint.c): the kernel's state of record i, an enum
+// act_slot_state (SLOT_FREE if i is out of the pool).
+int act_record_state(const struct act_env *a, uint32_t i);
 
 // The system calls.
 long sys_act_resume(uint64_t record);

@@ -69,6 +69,16 @@ static struct {
 } con;
 static bool routed;             // IRQ 4 reaches the CPU (an I/O APIC answered)
 
+void console_checkpoint(int32_t *holder, uint32_t *give_next, uint64_t *ring_va,
+                        uint32_t *ring_size, uint32_t *head)
+{
+    *holder = con.holder;
+    *give_next = con.give_next;
+    *ring_va = con.ring;
+    *ring_size = con.ring ? con.size : 0;
+    *head = con.head;
+}
+
 void console_init(void)
 {
     con.holder = INIT_ENV_ID;
@@ -86,6 +96,7 @@ static volatile uint8_t *ring_at(struct env *e, uint64_t va)
     uint64_t pa = (pte & PTE_ADDR) | (va & (PAGE_SIZE - 1));
     if ((pte & PTE_RING) != PTE_RING || pa >= DIRECT_MAP_SIZE)
         return NULL;
+    vm_mark_dirty(e->pml4, va);         // written through the direct map: checkpoints must see it
     return P2V(pa);
 }
 
@@ -175,17 +186,10 @@ static bool in_activation_area(uint64_t va, uint64_t len)
     return va < ACT_SEGMENT + ACT_SEGMENT_SIZE && va + len > ACT_RESTORE;
 }
 
-long sys_console_attach(uint64_t ring, uint64_t size)
+// A ring e may attach: 0, -EINVAL (size, alignment, activation area) or
+// -EFAULT (not all of it e's to write).
+static long ring_check(struct env *e, uint64_t ring, uint64_t size)
 {
-    struct env *e = env_current();
-    if (e->id != con.holder)
-        return -EPERM;
-    if (!routed)
-        return -ENODEV;
-    if (ring == 0 && size == 0) {
-        detach();
-        return 0;
-    }
     if (size < CONSOLE_RING_MIN || size > CONSOLE_RING_MAX || (size & (size - 1)) || ring % 16)
         return -EINVAL;
     uint64_t len = RING_HEADER + size;
@@ -197,6 +201,23 @@ long sys_console_attach(uint64_t ring, uint64_t size)
     for (uint64_t p = ring & ~(uint64_t)(PAGE_SIZE - 1); p < ring + len; p += PAGE_SIZE)
         if (!ring_at(e, p))
             return -EFAULT;
+    return 0;
+}
+
+long sys_console_attach(uint64_t ring, uint64_t size)
+{
+    struct env *e = env_current();
+    if (e->id != con.holder)
+        return -EPERM;
+    if (!routed)
+        return -ENODEV;
+    if (ring == 0 && size == 0) {
+        detach();
+        return 0;
+    }
+    long err = ring_check(e, ring, size);
+    if (err < 0)
+        return err;
     con.ring = ring;
     con.size = (uint32_t)size;
     con.head = 0;
@@ -206,6 +227,29 @@ long sys_console_attach(uint64_t ring, uint64_t size)
     hdr[2] = (uint32_t)size;
     hdr[3] = 0;
     pull();                             // bytes that waited in the UART come now
+    return 0;
+}
+
+long console_restore(int holder, bool give_next, uint64_t ring, uint64_t size, uint32_t head)
+{
+    struct env *e = holder ? env_find(holder) : NULL;
+    if (holder && (!e || e->state != ENV_LIVE))
+        return -ESRCH;
+    hand_to(holder);
+    con.give_next = give_next;
+    if (!ring && !size)
+        return 0;
+    long err = e ? ring_check(e, ring, size) : -EINVAL;
+    if (err < 0)
+        return err;
+    // The ring's bytes are restored with the holder's pages; the head the
+    // kernel counted goes on from where it was (the reader's tail is judged
+    // against it at every pull, as ever).
+    con.ring = ring;
+    con.size = (uint32_t)size;
+    con.head = head;
+    if (routed)
+        pull();
     return 0;
 }
 

@@ -40,6 +40,11 @@ struct env *env_find(int id)
     return NULL;
 }
 
+int env_next_id(void)
+{
+    return next_id;
+}
+
 struct env *env_slot(int i)
 {
     return i >= 0 && i < ENV_MAX ? envs[i] : NULL;
@@ -252,6 +257,83 @@ long env_wait(struct env *e, long id, uint64_t status_uva)
         return -ECHILD;
     sched_block(sched_current(), WAIT_CHILD, (uint64_t)e->id);
     return -ERESTART;
+}
+
+// ------------------------------------------------------------ restore
+// restore.c rebuilds environments from a checkpoint with the ids it names;
+// these are the only ways it touches the table.
+
+struct env *env_restore_new(int id, const char *name, int parent, bool zombie, int status)
+{
+    int slot = free_slot();
+    if (slot < 0 || id < INIT_ENV_ID || env_find(id))
+        return NULL;
+    struct env *e = kmalloc(sizeof(*e));
+    if (!e)
+        return NULL;
+    strlcpy(e->name, name, sizeof(e->name));
+    e->id = id;
+    e->parent = parent;
+    e->act = NULL;
+    if (zombie) {
+        e->state = ENV_ZOMBIE;
+        e->status = status;
+    } else {
+        e->pml4 = vm_new_aspace();
+        if (!e->pml4) {
+            kfree(e);
+            return NULL;
+        }
+        e->state = ENV_LIVE;
+        live++;
+    }
+    envs[slot] = e;
+    return e;
+}
+
+int env_restore_vproc(struct env *e, struct vproc **out)
+{
+    if (e->state != ENV_LIVE || e->nvprocs >= ENV_MAX_VPROCS)
+        return -EINVAL;
+    struct vproc *v = vproc_new(e);
+    if (!v)
+        return -ENOMEM;
+    v->index = e->nvprocs;
+    e->vprocs[e->nvprocs++] = v;
+    *out = v;
+    return 0;
+}
+
+void env_restore_ids(int next)
+{
+    next_id = next;
+    // A checkpoint taken after init asked for the poweroff: the last
+    // environment to end powers the machine off (its verdict is not saved).
+    struct env *init = env_find(INIT_ENV_ID);
+    if (!init || init->state != ENV_LIVE) {
+        poweroff_requested = true;
+        poweroff_ok = true;
+    }
+}
+
+void env_discard_all(void)
+{
+    vm_switch(vm_kernel_aspace());
+    for (int i = 0; i < ENV_MAX; i++) {
+        struct env *e = envs[i];
+        if (!e)
+            continue;
+        act_env_discard(e);
+        for (int k = 0; k < e->nvprocs; k++)
+            vproc_destroy(e->vprocs[k]);
+        vm_free_aspace(e->pml4);    // NULL for a zombie: nothing
+        shm_env_release(e);
+        envs[i] = NULL;
+        kfree(e);
+    }
+    next_id = INIT_ENV_ID;
+    live = 0;
+    poweroff_requested = false;
 }
 
 long env_poweroff(struct env *e, bool ok)

@@ -32,6 +32,7 @@ struct env {
     struct act_env *act;        // activation state (activation.c), NULL once ended
     struct shm_table shm;       // shared regions held (shm.c), empty once ended
     uint32_t blocked[WAIT_KINDS];   // blocking calls rewound, by enum wait_kind (sched_block)
+    bool out_direct;            // outcommit(OUTCOMMIT_OFF): its output is not held (outcommit.c)
 };
 
 // Create an environment running `image` (an ELF, loaded by elf_load) with
@@ -58,11 +59,26 @@ struct env *env_find(int id);
 // The environment in table slot i (0..ENV_MAX-1), live or zombie, or NULL:
 // for walks over every environment (restart.c).
 struct env *env_slot(int i);
+// The id the next spawn will get (ids are never reused): checkpoints save it.
+int env_next_id(void);
 
 // wait(): reap a zombie child of `e` (id, or any for -1) into *status_uva;
 // returns its id, -ECHILD if there is no such child, -ERESTART (blocked,
 // the caller rewinds) if it has not ended yet, -EFAULT (nothing reaped).
 long env_wait(struct env *e, long id, uint64_t status_uva);
+// Restore (restore.c), before anything runs. An environment with the id,
+// name and parent a checkpoint names: live with an empty address space (no
+// vproc, no activation state yet), or a zombie holding `status`. NULL: no
+// free slot, the id is taken or impossible, or no memory.
+struct env *env_restore_new(int id, const char *name, int parent, bool zombie, int status);
+// A new vproc of live e (not yet runnable): 0, -EINVAL (too many), -ENOMEM.
+int env_restore_vproc(struct env *e, struct vproc **out);
+// The next spawn gets id `next`; without a live init, the last environment
+// to end powers off.
+void env_restore_ids(int next);
+// A restore failed half-way: free every environment quietly (nothing ran,
+// nothing is reported, no poweroff), as if none had been made.
+void env_discard_all(void);
 // poweroff() from init: power off once every environment has ended.
 long env_poweroff(struct env *e, bool ok);
 #endif

@@ -3,6 +3,7 @@
 #include "activation.h"
 #include "blk.h"
 #include "blktest.h"
+#include "checkpoint.h"
 #include "bootinfo.h"
 #include "cmdline.h"
 #include "console.h"
@@ -11,6 +12,7 @@
 #include "env.h"
 #include "gdt.h"
 #include "initrd.h"
+#include "kbd.h"
 #include "ktest.h"
 #include "lapic.h"
 #include "memlayout.h"
@@ -19,6 +21,7 @@
 #include "power.h"
 #include "printf.h"
 #include "restart.h"
+#include "restore.h"
 #include "sched.h"
 #include "syscall.h"
 #include "timer.h"
@@ -112,6 +115,9 @@ void kmain(int protocol, uint64_t info)
     restart_init();
     console_init();
     blk_init();
+    checkpoint_init();
+    if (checkpoint_enabled() && !kbd_init())
+        kprintf("checkpoint: no PS/2 keyboard: the host cannot ask for one\n");
     kprintf("revenant: ready\n");
 
     const char *how = cmdline_get("crash");
@@ -124,5 +130,9 @@ void kmain(int protocol, uint64_t info)
         power_off(ktest_run(cmdline_get("test")));
     if (cmdline_has("heartbeat"))
         heartbeat(cmdline_ulong("heartbeat"));
+    // A checkpoint on the disk is the system to go on with: its init and
+    // programs come back, and run= starts nothing (docs/persistence.md).
+    if (restore_boot())
+        schedule();
     run_init();
 }

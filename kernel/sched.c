@@ -11,6 +11,7 @@
 // is woken (see syscall.c).
 #include "abi.h"
 #include "activation.h"
+#include "checkpoint.h"
 #include "cpu.h"
 #include "env.h"
 #include "gdt.h"
@@ -244,6 +245,15 @@ static void seg_load(const struct vproc *v)
                  : "memory");
 }
 
+void sched_sync_user_state(void)
+{
+    struct cpu *c = mycpu();
+    if (c->fpu_owner)
+        asm volatile("fxsave64 %0" : "=m"(c->fpu_owner->fpu));
+    if (c->seg_owner)
+        seg_save(c->seg_owner);
+}
+
 static void seg_switch(struct cpu *c, struct vproc *v)
 {
     if (c->seg_owner == v)
@@ -287,6 +297,8 @@ void schedule(void)
     for (;;) {
         // A safe point: every vproc's frame is complete, and nothing of a
         // program runs before this loop picks one (restart.c).
+        if (checkpoint_due())
+            checkpoint_run();
         if (restart_due())
             restart_run();
         struct vproc *v = run_pop();

@@ -72,6 +72,10 @@ void sched_tick(void);
 // it waited for; dropped[kind] counts them (restart.c). The total.
 int sched_drop_waits(int dropped[WAIT_KINDS]);
 bool sched_others_waiting(void);                // anything in the run queue?
+// Write the CPU's lazily kept user state (FPU/SSE registers, DS/ES/FS/GS)
+// back into the vprocs that own it, which keep owning it: afterwards every
+// vproc's fpu[] and seg[] are its real state (checkpoint.c reads them).
+void sched_sync_user_state(void);
 
 // Never return: resume the next runnable vproc, idling until there is one.
 void schedule(void) __attribute__((noreturn));

@@ -28,6 +28,7 @@
 #define SLOT_BITS  8
 
 struct shm_region {
+    uint64_t serial;            // creation number: its identity for incremental checkpoints
     int refs;                   // slots holding it, in every environment
     uint64_t npages;
     uint64_t frames[];          // npages physical addresses
@@ -55,6 +56,21 @@ int shm_handle_slot(uint64_t handle, uint32_t *gen)
 
 // ------------------------------------------------------------ regions
 
+uint64_t shm_region_serial(const struct shm_region *r)
+{
+    return r->serial;
+}
+
+uint64_t shm_region_pages(const struct shm_region *r)
+{
+    return r->npages;
+}
+
+uint64_t shm_region_frame(const struct shm_region *r, uint64_t i)
+{
+    return i < r->npages ? r->frames[i] : 0;
+}
+
 static uint64_t region_bytes(const struct shm_region *r)
 {
     return r->npages * PAGE_SIZE;
@@ -65,6 +81,8 @@ static struct shm_region *region_new(uint64_t npages)
     struct shm_region *r = kmalloc(sizeof(*r) + npages * sizeof(uint64_t));
     if (!r)
         return NULL;
+    static uint64_t serials;
+    r->serial = ++serials;
     r->refs = 0;
     r->npages = npages;
     for (uint64_t i = 0; i < npages; i++) {
@@ -227,4 +245,44 @@ void shm_env_release(struct env *e)
     for (int i = 0; i < SHM_REGIONS_MAX; i++)
         if (e->shm.slot[i].region)
             slot_release(&e->shm, &e->shm.slot[i]);
+}
+
+// ------------------------------------------------------------ restore
+
+struct shm_region *shm_restore_region(uint64_t npages)
+{
+    if (npages == 0 || npages > SHM_REGION_MAX / PAGE_SIZE)
+        return NULL;
+    struct shm_region *r = region_new(npages);
+    if (r)
+        r->refs = 1;            // the restore's own hold, until shm_restore_put
+    return r;
+}
+
+void shm_restore_put(struct shm_region *r)
+{
+    region_put(r);
+}
+
+int shm_restore_hold(struct env *e, uint32_t i, struct shm_region *r, uint32_t gen,
+                     bool has_handle, uint64_t va, uint64_t prot)
+{
+    struct shm_table *t = &e->shm;
+    if (i >= SHM_REGIONS_MAX || t->slot[i].region || (!has_handle && !va))
+        return -EINVAL;
+    if (t->bytes + region_bytes(r) > SHM_BYTES_MAX)
+        return -ENOSPC;
+    if (va) {
+        if (prot != PROT_READ && prot != (PROT_READ | PROT_WRITE))
+            return -EINVAL;
+        int err = vm_map_frames(e->pml4, va, r->frames, r->npages,
+                                prot & PROT_WRITE ? VM_READ | VM_WRITE : VM_READ);
+        if (err < 0)
+            return err;
+    }
+    slot_hold(t, (int)i, r);
+    t->slot[i].gen = gen;
+    t->slot[i].has_handle = has_handle;
+    t->slot[i].va = va;
+    return 0;
 }

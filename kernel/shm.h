@@ -40,6 +40,23 @@ void shm_gift_give(struct env *child, struct shm_region *gift[], uint64_t n);
 // The environment ended (its address space is gone already): let go of
 // every region it held; a region nobody holds any more is freed.
 void shm_env_release(struct env *e);
+// For checkpoints (checkpoint.c): a region's identity (a creation number,
+// never reused), its size in pages, and frame i (0 past the end).
+uint64_t shm_region_serial(const struct shm_region *r);
+uint64_t shm_region_pages(const struct shm_region *r);
+uint64_t shm_region_frame(const struct shm_region *r, uint64_t i);
+
+// Restore (restore.c). A region of npages zeroed frames held by the
+// restore itself (NULL: a size no region can have, or no memory; its
+// frames: shm_region_frame), and the restore's hold dropped once every
+// environment's is made.
+struct shm_region *shm_restore_region(uint64_t npages);
+void shm_restore_put(struct shm_region *r);
+// e holds r in slot i (handle generation gen) and/or maps it at va: the
+// same rules as shm_map and the limits as shm_create. 0, -EINVAL, -ENOSPC,
+// -ENOMEM.
+int shm_restore_hold(struct env *e, uint32_t i, struct shm_region *r, uint32_t gen,
+                     bool has_handle, uint64_t va, uint64_t prot);
 // Pure parts (kernel/tests/test_shm.c).
 uint64_t shm_handle(int slot, uint32_t gen);
 int shm_handle_slot(uint64_t handle, uint32_t *gen);   // -1 if it cannot be one

@@ -17,6 +17,7 @@
 #include "abi.h"
 #include "activation.h"
 #include "cmdline.h"
+#include "checkpoint.h"
 #include "console.h"
 #include "cpu.h"
 #include "env.h"
@@ -25,6 +26,7 @@
 #include "initrd.h"
 #include "kalloc.h"
 #include "memlayout.h"
+#include "outcommit.h"
 #include "sched.h"
 #include "shm.h"
 #include "string.h"
@@ -88,12 +90,14 @@ static long sys_write(uint64_t fd, uint64_t buf, uint64_t len)
         return -EINVAL;
     if (!user_readable(buf, len))
         return -EFAULT;
+    if (outcommit_holds(env_current()))
+        return outcommit_write(buf, len);   // held until the next checkpoint commits
     char chunk[WRITE_CHUNK];
     for (uint64_t done = 0; done < len;) {
         uint64_t n = len - done < WRITE_CHUNK ? len - done : WRITE_CHUNK;
         if (copyin(chunk, buf + done, n) < 0)
             return -EFAULT;
-        uart_write(chunk, n);
+        uart_write(chunk, n);       // (held output takes the other path, above)
         done += n;
     }
     return (long)len;
@@ -129,7 +133,8 @@ static long sys_map(uint64_t va, uint64_t len, uint64_t prot)
     // hold the CPU for more than a tick, and zeroing is the cost here.
     if (len > MAP_MAX)
         return -E2BIG;
-    return vm_map_user(env_current()->pml4, va, len, (int)prot);
+    long over = checkpoint_quota_check(env_current()->pml4, len);
+    return over ? over : vm_map_user(env_current()->pml4, va, len, (int)prot);
 }
 
 // Restartable (docs/restart.md): a range with more to free than one call
@@ -263,6 +268,8 @@ static const syscall_fn syscalls[SYS_COUNT] = {
     CALL(SYS_console_wait, sys_console_wait),
     CALL(SYS_console_give, sys_console_give),
     CALL(SYS_act_wait, sys_act_wait),
+    CALL(SYS_checkpoint, sys_checkpoint),
+    CALL(SYS_outcommit, sys_outcommit),
 };
 
 void syscall_dispatch(struct trapframe *tf)

@@ -28,6 +28,10 @@ static volatile uint64_t ticks;
 static unsigned hz;
 static uint64_t tsc_per_ms;
 static uint64_t tsc_at_start;
+// Added to the TSC's reading: a restored checkpoint's clock (restore.c)
+// continues from where the checkpoint was taken, so clock_ns() and every
+// absolute deadline saved in user memory never see time go back.
+static uint64_t offset_ns;
 
 // The three counters read back to back.
 struct stamp {
@@ -147,14 +151,22 @@ uint64_t timer_ns(void)
         return 0;           // before timer_init
     uint64_t cycles = rdtsc() - tsc_at_start;
     // Split to stay within 64 bits (no libgcc for 128-bit division).
-    return cycles / tsc_per_ms * 1000000 + cycles % tsc_per_ms * 1000000 / tsc_per_ms;
+    return offset_ns + cycles / tsc_per_ms * 1000000 +
+           cycles % tsc_per_ms * 1000000 / tsc_per_ms;
 }
 
 uint64_t timer_ms(void)
 {
     if (!tsc_per_ms)
         return 0;           // before timer_init
-    return (rdtsc() - tsc_at_start) / tsc_per_ms;
+    return offset_ns / 1000000 + (rdtsc() - tsc_at_start) / tsc_per_ms;
+}
+
+void timer_advance_to(uint64_t ns)
+{
+    uint64_t now = timer_ns();
+    if (ns > now)
+        offset_ns += ns - now;
 }
 
 unsigned timer_hz(void)

@@ -12,4 +12,7 @@ uint64_t timer_ticks(void);
 uint64_t timer_ms(void);
 uint64_t timer_ns(void);
 unsigned timer_hz(void);
+// From now on timer_ns() is at least `ns` (never moved back): a restored
+// checkpoint's clock goes on from its capture (restore.c).
+void timer_advance_to(uint64_t ns);
 #endif

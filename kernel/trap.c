@@ -1,10 +1,12 @@
 // The IDT and the C side of trap handling.
 #include <stdint.h>
 #include "activation.h"
+#include "checkpoint.h"
 #include "console.h"
 #include "cpu.h"
 #include "env.h"
 #include "gdt.h"
+#include "kbd.h"
 #include "lapic.h"
 #include "panic.h"
 #include "restart.h"
@@ -140,6 +142,9 @@ void trap(struct trapframe *tf)
     case T_COM1:
         console_irq();
         return;
+    case T_KBD:
+        kbd_irq();
+        return;
     case T_SPURIOUS:
         return;     // no EOI for spurious LAPIC interrupts, by definition
     default:
@@ -173,6 +178,10 @@ void trap_user(struct trapframe *tf)
     if (tf->vector == T_TIMER) {
         tick();
         // A tick from user mode is a safe point (every vproc's frame is
+        // complete): take a checkpoint that is due (checkpoint.c).
+        if (checkpoint_due())
+            checkpoint_run();
+        // A tick from user mode is a safe point (every vproc's frame is
         // complete): act on a restart request here. The restart takes the
         // place of this tick's preemption upcall.
         if (restart_due()) {
@@ -188,6 +197,8 @@ void trap_user(struct trapframe *tf)
         }
     } else if (tf->vector == T_COM1) {
         console_irq();                  // bytes into the reader's ring; v goes on
+    } else if (tf->vector == T_KBD) {
+        kbd_irq();                      // the host's checkpoint key: taken at the next tick
     } else if (tf->vector != T_SPURIOUS && !stray_pic(tf->vector)) {
         panic_trap(tf, "unexpected interrupt (vector %lu, rip 0x%016lx)", tf->vector, tf->rip);
     }

@@ -35,6 +35,7 @@ enum {
 
 #define T_TIMER     32      // LAPIC timer
 #define T_COM1      36      // COM1 receive: ISA IRQ 4 through the I/O APIC (console.c)
+#define T_KBD       37      // PS/2 keyboard: ISA IRQ 1, the host's checkpoint key (kbd.c)
 #define T_SPURIOUS  0xff    // LAPIC spurious vector
 #define T_PIC_BASE  0xf0    // legacy PIC, remapped out of the way and masked
 

@@ -114,6 +114,42 @@ uint64_t vm_lookup(uint64_t *pml4, uint64_t va)
     return pte && (*pte & PTE_P) ? *pte : 0;
 }
 
+uint64_t *vm_pte(uint64_t *pml4, uint64_t va)
+{
+    if (!is_user_range(va, 1))
+        return NULL;
+    uint64_t *pte = walk(pml4, va, false);
+    return pte && (*pte & PTE_P) ? pte : NULL;
+}
+
+void vm_mark_dirty(uint64_t *pml4, uint64_t va)
+{
+    uint64_t *pte = pml4 ? vm_pte(pml4, va) : NULL;     // NULL: an address space being built or gone
+    if (pte)
+        *pte |= PTE_D;
+}
+
+// Descend one level of the user half; level 0 holds the leaves.
+static int walk_level(uint64_t *table, int level, uint64_t base,
+                      int (*fn)(uint64_t, uint64_t *, void *), void *arg)
+{
+    int n = level == 3 ? USER_HALF : 512;
+    for (int i = 0; i < n; i++) {
+        uint64_t va = base | ((uint64_t)i << (12 + 9 * level));
+        if (!(table[i] & PTE_P))
+            continue;
+        int r = level ? walk_level(table_at(table[i]), level - 1, va, fn, arg) : fn(va, &table[i], arg);
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
+int vm_walk_user(uint64_t *pml4, int (*fn)(uint64_t va, uint64_t *pte, void *arg), void *arg)
+{
+    return walk_level(pml4, 3, 0, fn, arg);
+}
+
 uint64_t *vm_new_aspace(void)
 {
     uint64_t pa = pmm_alloc_pair();
@@ -298,7 +334,9 @@ static int fill_range(uint64_t *pml4, uint64_t va, uint64_t len, uint64_t flags,
             unmap_pages(pml4, va, a - va, LONG_MAX);
             return -ENOMEM;
         }
-        *pte = pa | flags;
+        // Dirty from the start: its contents (zeros, or what a loader
+        // writes through the direct map) are new to any checkpoint.
+        *pte = pa | flags | PTE_D;
     }
     return 0;
 }

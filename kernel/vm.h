@@ -16,6 +16,8 @@
 #define PTE_P   (1UL << 0)
 #define PTE_W   (1UL << 1)
 #define PTE_U   (1UL << 2)
+#define PTE_A   (1UL << 5)
+#define PTE_D   (1UL << 6)     // dirty: the CPU sets it on a write; checkpoints clear it (checkpoint.c)
 #define PTE_PS  (1UL << 7)
 #define PTE_NX  (1UL << 63)
 // An available bit: the frame is not the address space's own but a shared
@@ -63,6 +65,15 @@ void vm_unmap_frames(uint64_t *pml4, uint64_t va, const uint64_t *frames, uint64
 int vm_write_aspace(uint64_t *pml4, uint64_t va, const void *src, uint64_t len);
 // The leaf entry for va, or 0 if none.
 uint64_t vm_lookup(uint64_t *pml4, uint64_t va);
+// The leaf entry slot for va (user half), or NULL if no page is mapped there.
+uint64_t *vm_pte(uint64_t *pml4, uint64_t va);
+// Set the dirty bit of the page at va, if mapped: for the kernel's writes
+// through the direct map, which the CPU does not mark in the user's entry
+// (incremental checkpoints must still see them).
+void vm_mark_dirty(uint64_t *pml4, uint64_t va);
+// Call fn(va, pte slot, arg) for every present leaf of the user half, in
+// ascending va order; stops early when fn returns nonzero (that value).
+int vm_walk_user(uint64_t *pml4, int (*fn)(uint64_t va, uint64_t *pte, void *arg), void *arg);
 
 // Address predicates (pure; tested in kernel/tests/test_vm.c).
 static inline bool is_canonical(uint64_t va)

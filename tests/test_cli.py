@@ -75,6 +75,12 @@ def test_no_qemu_on_path_is_one_clear_error(tmp_path, kernel_elf):
     assert "bootstrap" in error or "apt-get" in error
 
 
+def test_checkpoint_without_a_machine_or_with_a_bad_action_is_one_clear_error(tmp_path):
+    assert_one_clear_error(invoke("checkpoint", "--socket", str(tmp_path / "nobody.sock")),
+                           "no machine is listening")
+    assert_one_clear_error(invoke("checkpoint", "sideways"), "unknown action")
+
+
 def test_snapshot_commands_without_a_machine_are_one_clear_error(tmp_path):
     proc = invoke("snapshot", "load", "x", "--socket", str(tmp_path / "nobody.sock"))
     assert_one_clear_error(proc, "no machine is listening")

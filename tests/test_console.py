@@ -64,6 +64,7 @@ def echo_across_restarts(boot, **config):
     m = boot(f"restart_every=2 run=echo:{LINES}:64", timeout=90, **config)
     lines = numbered(LINES)
     try:
+        # Inside the try: a broken kernel may fail init's own wait before echo attaches.
         m.expect("echo: attached ring=64", timeout=30)
         type_lines(m, lines)
     except (GuestFailure, OverallTimeout):

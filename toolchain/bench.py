@@ -56,7 +56,7 @@ from .errors import RevenantError, UsageError
 from .machine import Machine, MachineConfig
 
 SECTIONS = ("boot", "harness", "snapshot", "syscall", "activation", "uswitch", "ipc", "futex", "restart",
-            "disk")
+            "disk", "checkpoint")
 NEEDS_LINUX = ("syscall", "activation", "uswitch", "ipc", "futex", "restart")
 JUDGED = ("ratio_harness_over_bare", "ratio_instructions", "ratio_tsc_cycles")   # against target_ratio_max
 
@@ -411,6 +411,11 @@ def bench_restart(events: int) -> Section:
     return Section("restart", figures)
 
 
+def bench_checkpoint(quick: bool) -> Section:
+    """Workload slowdown under periodic checkpoints; checkpoint pause and size against dirty pages."""
+    from .persist import bench as ckpt_bench
+
+    return Section("checkpoint", ckpt_bench.figures(quick))
 _DISK_LINES = {
     "write": re.compile(r"# blk: sequential write (\d+) KiB in (\d+) ns: \d+ KiB/s, (\d+) requests, "
                         r"(\d+) ns and (\d+) polls per request"),
@@ -470,6 +475,7 @@ WHAT = {
     "ipc": "request/response round trip vs Linux pipe ping-pong",
     "futex": "futex handoff between environments vs Linux futex",
     "restart": "one in-place restart, 63 blocked, vs Linux waking 63 futex waiters",
+    "checkpoint": "workload slowdown at 20..200 checkpoints/s; pause and size against dirty pages",
     "disk": "virtio-blk writes and flush, host time and guest instructions",
 }
 
@@ -496,6 +502,7 @@ def run_all(quick: bool = False, out: str = "build/bench.json",
         "ipc": lambda: bench_ipc(iters // 5),
         "futex": lambda: bench_futex(iters // 5),
         "restart": lambda: bench_restart(50 if quick else 200),
+        "checkpoint": lambda: bench_checkpoint(quick),
         "disk": lambda: bench_disk(runs),
     }
     chosen = [name for name in plan if not only or name in only]

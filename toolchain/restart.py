@@ -10,12 +10,11 @@ restart run printed.
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Union
 
-from .snapshot import DEFAULT_SOCKET, open_qmp
+from .snapshot import execute_once
 
 RESTART_LINE = re.compile(
     r"^restart (?P<n>\d+): dropped (?P<dropped>\d+) waiters \((?P<futex>\d+) futex, "
@@ -48,13 +47,7 @@ class RestartRequest:
 
 def request(socket: Union[str, Path, None] = None) -> RestartRequest:
     """Send one NMI to the machine listening on ``socket`` (default build/qmp.sock)."""
-    t0 = time.perf_counter()
-    q = open_qmp(socket)
-    try:
-        q.execute("inject-nmi")
-    finally:
-        q.close()
-    return RestartRequest(Path(socket) if socket else DEFAULT_SOCKET, (time.perf_counter() - t0) * 1000)
+    return RestartRequest(*execute_once(socket, "inject-nmi"))
 
 
 def kernel_restarts(lines: List[str]) -> List[Restart]:

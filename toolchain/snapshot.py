@@ -63,6 +63,17 @@ def open_qmp(socket: Union[str, Path, None] = None, timeout: float = 2.0) -> QMP
     return QMP().connect(sock, timeout=timeout)     # its error names the socket and says what to run
 
 
+def execute_once(socket: Union[str, Path, None], command: str, args: Optional[dict] = None) -> tuple[Path, float]:
+    """One QMP command to the machine on ``socket`` (default build/qmp.sock): the socket and the ms it took."""
+    t0 = time.perf_counter()
+    q = open_qmp(socket)
+    try:
+        q.execute(command, args) if args is not None else q.execute(command)
+    finally:
+        q.close()
+    return Path(socket) if socket else DEFAULT_SOCKET, (time.perf_counter() - t0) * 1000
+
+
 def _op(kind: str, name: str, socket: Union[str, Path, None], timeout: float, resume: Optional[bool]) -> SnapshotOp:
     if not name:
         raise QMPError(f"snapshot {kind} needs a name")

@@ -21,6 +21,8 @@ _MODULES: Dict[str, str] = {
     "restart": "restart",
     "loadvm": "loadvm",
     "instant": "instant",
+    "powercut": "powercut",
+    "upgrade": "upgrade",
 }
 
 

@@ -44,6 +44,12 @@ long sys_spawn_shared(const char *name, char *const argv[], long argc, const lon
 long sys_console_attach(struct console_ring *ring, unsigned long size);
 long sys_console_wait(uint32_t seen, unsigned long deadline_ns);
 long sys_console_give(long id);
+// Persistence (docs/persistence.md): checkpoint() writes one now and returns
+// its generation once committed (-ENODEV without a disk); outcommit(mode)
+// turns holding this program's output until a commit off or on
+// (OUTCOMMIT_OFF/ON/QUERY) and returns the mode before.
+long sys_checkpoint(void);
+long sys_outcommit(long mode);
 
 // Any number, any arguments: for the fuzzer.
 long sys_raw(long nr, long a0, long a1, long a2, long a3, long a4, long a5);

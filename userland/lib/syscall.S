@@ -43,6 +43,8 @@ STUB sys_spawn_shared, SYS_spawn_shared
 STUB sys_console_attach, SYS_console_attach
 STUB sys_console_wait, SYS_console_wait
 STUB sys_console_give, SYS_console_give
+STUB sys_checkpoint,  SYS_checkpoint
+STUB sys_outcommit,   SYS_outcommit
 
 // long sys_raw(nr, a0, a1, a2, a3, a4, a5): shift the C arguments down one
 // register; the sixth comes from the stack.
