@@ -19,7 +19,7 @@ int main(int argc, char **argv)
     unsigned long rounds = argc > 1 ? strtoul(argv[1], 0, 10) : 2000;
     unsigned long pages = argc > 2 ? strtoul(argv[2], 0, 10) : 64;
     unsigned long dirty = argc > 3 ? strtoul(argv[3], 0, 10) : 4;
-    if (pages == 0 || sys_map(BASE, pages * PAGE, PROT_READ | PROT_WRITE) < 0) {
+    if (pages == 0 || map_all(BASE, pages * PAGE, PROT_READ | PROT_WRITE) < 0) {
         printf("bench_ckpt: cannot map %lu pages\n", pages);
         return 1;
     }

@@ -47,7 +47,7 @@ int main(int argc, char **argv)
         printf("ckpt_work: quota probe mapped %lu pages, then %s\n", got, big < 0 ? errno_name(big) : "stopped");
         sys_unmap(0x40000000UL, got * PAGE);
     }
-    long r = sys_map(BASE, pages * PAGE, PROT_READ | PROT_WRITE);
+    long r = map_all(BASE, pages * PAGE, PROT_READ | PROT_WRITE);
     if (r < 0) {
         printf("ckpt_work: map failed: %s\n", errno_name(r));
         return 1;

@@ -52,7 +52,7 @@ int main(int argc, char **argv)
     unsigned long pages = argc > 4 ? strtoul(argv[4], 0, 10) : 8;
     if (pages < 1 || pages > 256)
         pages = 8;
-    long r = sys_map(BASE, pages * PAGE, PROT_READ | PROT_WRITE);
+    long r = map_all(BASE, pages * PAGE, PROT_READ | PROT_WRITE);
     if (r < 0) {
         printf("powerwork: map failed: %s\n", errno_name(r));
         return 1;
