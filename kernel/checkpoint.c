@@ -50,6 +50,7 @@ static struct {
     uint64_t cut_step, cut_after;
     bool cut_armed;             // this checkpoint is the one checkpoint_cut cuts
     uint64_t taken;             // committed this boot
+    bool adopted;               // this boot restored one of the disk's checkpoints
     uint64_t quota;             // page_quota=N
     volatile bool requested;
     const char *why;            // the request's reason, for the line
@@ -117,6 +118,7 @@ void checkpoint_adopt(uint64_t generation)
         ck.generation = generation;
     ck.scanned = false;         // re-read what the disk holds before the next write
     ck.force_full = true;
+    ck.adopted = true;
 }
 
 // ------------------------------------------------------------ the disk as found
@@ -378,6 +380,23 @@ long checkpoint_quota_check(uint64_t *pml4, uint64_t len)
     uint64_t pages = 0, more = (len + CKPT_BLOCK - 1) / CKPT_BLOCK;
     vm_walk_user(pml4, count_own_page, &pages);
     return more > ck.quota || pages + more > ck.quota ? -ENOSPC : 0;
+}
+
+// The system is ending cleanly (power.c): one last checkpoint of what is
+// left, usually no environment at all, so that the next boot of this disk
+// does not go back to an older checkpoint and do the run's tail a second
+// time, printing its lines again (a checkpoint with nothing running restores
+// as a clean boot: restore.c). Only when this system's checkpoints are on
+// the disk: a boot that neither took nor restored one leaves the disk as it
+// found it (a snapshot disk, a blktest disk).
+void checkpoint_at_poweroff(void)
+{
+    if (!ck.ready || (ck.taken == 0 && !ck.adopted))
+        return;
+    const char *final = cmdline_get("checkpoint_final");
+    if (final && !strcmp(final, "off"))
+        return;
+    take("poweroff");
 }
 
 long sys_checkpoint(void)

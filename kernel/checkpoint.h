@@ -29,5 +29,6 @@ void checkpoint_adopt(uint64_t generation);
 // quota bounds what one environment adds to every checkpoint).
 long checkpoint_quota_check(uint64_t *pml4, uint64_t len);
 
+void checkpoint_at_poweroff(void);
 long sys_checkpoint(void);
 #endif

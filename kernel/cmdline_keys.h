@@ -32,6 +32,7 @@ KEY_ULONG(checkpoint_full, 1, 1000000, 32, "every Nth checkpoint writes every pa
 KEY_ULONG(checkpoint_cut, 1, 7, 1, "debug: power off (exit 37) right after step STEP of a checkpoint write (docs/persistence.md)")
 KEY_ULONG(checkpoint_cut_after, 0, 1000000, 1, "debug: with checkpoint_cut, the cut comes in the checkpoint after N committed ones of this boot")
 KEY_ULONG(page_quota, 16, 1048576, 8192, "pages one environment may map (its own and shared): bounds what it adds to a checkpoint")
+KEY_ENUM(checkpoint_final, "on|off", "on", "at a clean power-off, a last checkpoint of the finished system (nothing running: the next boot is clean); off keeps the last one taken while programs ran, to inspect")
 KEY_ENUM(restore, "on|off", "on", "at boot, go on from the newest valid checkpoint on the disk; off: a clean boot that leaves them there")
 KEY_ENUM(outcommit, "on|off", "", "hold program output until the next checkpoint commits (default: on with a disk and checkpoint_every)")
 KEY_TEXT(run, "the programs init starts: run=prog1,prog2:arg (read by init, not the kernel)")

@@ -2,6 +2,7 @@
 // (iobase 0xf4) ends the process with status (value << 1) | 1, which lets
 // the toolkit tell success (33) from failure (35) from an unexpected reset
 // (0 with -no-reboot).
+#include "checkpoint.h"
 #include "outcommit.h"
 #include "power.h"
 #include "printf.h"
@@ -23,6 +24,7 @@ static void __attribute__((noreturn)) halt_forever(void)
 
 void power_off(bool ok)
 {
+    checkpoint_at_poweroff();   // commits (and so releases) the output it holds
     // Held program output goes out now, uncommitted: the machine is ending
     // cleanly, and a line kept back forever would be a line lost
     // (docs/persistence.md, "Output commit").

@@ -30,6 +30,10 @@ pytestmark = pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None,
 BASE = 0x10000000
 PAGE = 4096
 EXIT_CUT = 37                   # kernel/power.c power_cut()
+# These tests read the disk after the run: checkpoint_final=off keeps the last checkpoint taken
+# while the program ran as the newest (a clean power-off would add one with nothing running:
+# tests/test_restore.py).
+KEEP = "checkpoint_final=off"
 
 
 def expected_words(pages: int, steps: int, dirty: int) -> list[int]:
@@ -62,7 +66,7 @@ def data_pages(m: fmt.Manifest, env_id: int, pages: int) -> dict[int, fmt.Page]:
 def test_checkpoints_reach_the_disk_with_increasing_generations_and_exact_pages(run, tmp_path):
     pages, steps, dirty = 48, 4, 3
     disk = tmp_path / "ckpt.qcow2"
-    r = run(f"run=ckpt_work:{pages}:{steps}:{dirty}", disk=disk, timeout=60)
+    r = run(f"{KEEP} run=ckpt_work:{pages}:{steps}:{dirty}", disk=disk, timeout=60)
     r.assert_sane()
     cps = kernel_checkpoints(r.lines)
     assert [c.generation for c in cps] == list(range(1, steps + 2)), r.where()
@@ -95,7 +99,7 @@ def test_checkpoints_reach_the_disk_with_increasing_generations_and_exact_pages(
 def test_an_incremental_checkpoint_writes_exactly_the_pages_that_changed(run, tmp_path):
     pages, steps, dirty = 64, 3, 5
     disk = tmp_path / "ckpt.qcow2"
-    r = run(f"run=ckpt_work:{pages}:{steps}:{dirty}", disk=disk, timeout=60)
+    r = run(f"{KEEP} run=ckpt_work:{pages}:{steps}:{dirty}", disk=disk, timeout=60)
     r.assert_sane()
     d = fmt.read_disk(disk)
     for state in fmt.slots(d):
@@ -119,7 +123,7 @@ def test_a_page_mapped_again_is_saved_though_the_program_never_wrote_it(run, tmp
     # write from the program sets its dirty bit; a new mapping must count as changed.
     pages = 8
     disk = tmp_path / "ckpt.qcow2"
-    r = run(f"run=ckpt_work:{pages}:2:1:z", disk=disk, timeout=60)
+    r = run(f"{KEEP} run=ckpt_work:{pages}:2:1:z", disk=disk, timeout=60)
     r.assert_sane()
     d = fmt.read_disk(disk)
     h = fmt.newest(d)
@@ -135,7 +139,7 @@ def test_shared_memory_is_saved_once_with_every_holder_and_activation_state_with
     # region at 0x50000000. Cut the machine right after the 6th checkpoint committed, mid-run
     # (under icount the instant is a fixed count of instructions).
     disk = tmp_path / "ckpt.qcow2"
-    r = run("hz=1000 run=ring:200000:16 checkpoint_every=2 checkpoint_cut=5 checkpoint_cut_after=5",
+    r = run(f"{KEEP} hz=1000 run=ring:200000:16 checkpoint_every=2 checkpoint_cut=5 checkpoint_cut_after=5",
             disk=disk, timeout=120, icount=True)
     assert r.status == EXIT_CUT, r.where()
     d = fmt.read_disk(disk)
@@ -169,18 +173,18 @@ def test_a_new_boot_on_a_used_disk_continues_the_generations_and_spares_the_old_
     # starts from other state; its first checkpoint must be generation 4 and must not write
     # over any block of generation 3 or 2: cut it right after its pages and manifest are written.
     disk = tmp_path / "ckpt.qcow2"
-    r = run("run=ckpt_work:16:2:2", disk=disk, timeout=60)
+    r = run(f"{KEEP} run=ckpt_work:16:2:2", disk=disk, timeout=60)
     r.assert_sane()
     before = fmt.read_disk(disk)
     assert fmt.newest(before).generation == 3
-    r = run("restore=off run=ckpt_work:64:2:2 checkpoint_cut=3 checkpoint_cut_after=0", disk=disk, timeout=60)
+    r = run(f"{KEEP} restore=off run=ckpt_work:64:2:2 checkpoint_cut=3 checkpoint_cut_after=0", disk=disk, timeout=60)
     assert r.status == EXIT_CUT, r.where()
     d = fmt.read_disk(disk)
     states = fmt.slots(d)
     assert sorted(s.header.generation for s in states if s.header) == [2, 3], states
     for s in states:                                    # both intact, every page's CRC included
         fmt.load(d, s.header, check_pages=True)
-    r = run("restore=off run=ckpt_work:8:1:1", disk=disk, timeout=60)
+    r = run(f"{KEEP} restore=off run=ckpt_work:8:1:1", disk=disk, timeout=60)
     r.assert_sane()
     assert r.matching(r"^ckpt_work: step 0 generation 4 sum \d+$"), r.where()
 
@@ -196,7 +200,7 @@ def test_a_cut_inside_the_write_sequence_leaves_the_previous_generation(run, tmp
     # generation 3; a header written but not yet flushed (4) may be either, both complete.
     # Output commit is on so that steps 6 and 7 exist (held output to release).
     disk = tmp_path / "ckpt.qcow2"
-    r = run(f"run=ckpt_work:16:4:2 outcommit=on checkpoint_cut={step} checkpoint_cut_after=2",
+    r = run(f"{KEEP} run=ckpt_work:16:4:2 outcommit=on checkpoint_cut={step} checkpoint_cut_after=2",
             disk=disk, timeout=60)
     r.assert_no_panic()
     assert r.status == EXIT_CUT, f"QEMU: {r.result}; {r.where()}"
@@ -223,7 +227,7 @@ def test_a_cut_inside_the_write_sequence_leaves_the_previous_generation(run, tmp
 
 def test_output_commit_holds_a_programs_lines_until_the_next_commit(run, tmp_path):
     disk = tmp_path / "ckpt.qcow2"
-    r = run("run=ckpt_work:8:3:1 outcommit=on", disk=disk, timeout=60)
+    r = run(f"{KEEP} run=ckpt_work:8:3:1 outcommit=on", disk=disk, timeout=60)
     r.assert_sane()
     assert r.has("outcommit: on, 16384 bytes held at most")
     lines = r.lines
@@ -259,7 +263,7 @@ def test_a_writer_that_overflows_the_held_output_waits_for_a_checkpoint_and_lose
     # 64 lines of 256 bytes per step: 16 KiB and more, beyond what the kernel holds, between two
     # checkpoint() calls. The writer waits (rewound), a checkpoint "by output" commits and
     # releases, and every line appears exactly once, in order.
-    r = run("run=ckpt_work:8:2:1:l outcommit=on", disk=tmp_path / "d.qcow2", timeout=60)
+    r = run(f"{KEEP} run=ckpt_work:8:2:1:l outcommit=on", disk=tmp_path / "d.qcow2", timeout=60)
     r.assert_sane()
     loud = [ln.split()[2] for ln in r.lines if ln.startswith("ckpt_work: loud ")]
     assert loud == [f"{i}.{k:02d}" for i in (1, 2) for k in range(64)]
@@ -269,7 +273,7 @@ def test_a_writer_that_overflows_the_held_output_waits_for_a_checkpoint_and_lose
 def test_checkpoint_every_takes_them_on_the_timer(run, tmp_path):
     # Under icount spin's ~40 ms of work are a fixed number of guest instructions: a loaded
     # host cannot squeeze them between two periods.
-    r = run("run=spin:6:2000000 checkpoint_every=5", disk=tmp_path / "d.qcow2", timeout=60, icount=True)
+    r = run(f"{KEEP} run=spin:6:2000000 checkpoint_every=5", disk=tmp_path / "d.qcow2", timeout=60, icount=True)
     r.assert_sane()
     cps = kernel_checkpoints(r.lines)
     assert len(cps) >= 2 and all(c.by == "timer" for c in cps), r.where()
@@ -290,7 +294,7 @@ def test_the_host_asks_for_a_checkpoint_with_a_key(boot, tmp_path):
 
 
 def test_without_a_disk_checkpoint_fails_cleanly_and_output_is_not_held(run):
-    r = run("run=ckpt_work:4:1:1 checkpoint_every=10 outcommit=on")
+    r = run(f"{KEEP} run=ckpt_work:4:1:1 checkpoint_every=10 outcommit=on")
     r.assert_sane()
     assert r.has("checkpoint: off: no disk") and r.has("outcommit: off: no disk to commit to")
     assert r.matching(r"^ckpt_work: step 0 generation -19 sum \d+$"), r.where()    # -ENODEV
@@ -298,11 +302,11 @@ def test_without_a_disk_checkpoint_fails_cleanly_and_output_is_not_held(run):
 
 
 def test_page_quota_bounds_what_one_program_maps_while_checkpoints_are_on(run, tmp_path):
-    r = run("run=ckpt_work:4:1:1:q page_quota=512", disk=tmp_path / "d.qcow2", timeout=60)
+    r = run(f"{KEEP} run=ckpt_work:4:1:1:q page_quota=512", disk=tmp_path / "d.qcow2", timeout=60)
     r.assert_sane()
     m = r.matching(r"^ckpt_work: quota probe mapped (\d+) pages, then ENOSPC$")
     assert m, r.where()
     mapped = int(m[0].group(1))
     assert 512 - 128 <= mapped <= 512, mapped          # the program's own text, stack, ... count too
-    r = run("run=ckpt_work:4:1:1:q", timeout=60)        # no disk: no checkpoints, no quota
+    r = run(f"{KEEP} run=ckpt_work:4:1:1:q", timeout=60)        # no disk: no checkpoints, no quota
     assert r.has("ckpt_work: quota probe mapped 2048 pages, then stopped"), r.where()

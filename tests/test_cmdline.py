@@ -68,7 +68,7 @@ def test_the_table_parses_and_matches_the_readme():
     keys = cmdline.keys()
     assert {"crash", "test", "selftest_fail", "hz", "act_pool", "pti", "heartbeat", "run",
             "restart_every", "blktest", "blk_timeout", "checkpoint_every", "checkpoint_full",
-            "checkpoint_cut", "checkpoint_cut_after", "page_quota", "outcommit", "restore",
+            "checkpoint_cut", "checkpoint_cut_after", "page_quota", "outcommit", "restore", "checkpoint_final",
             "restart_at"} == set(keys)
     assert (keys["hz"].min, keys["hz"].max, keys["hz"].default) == (1, 1000000, 100)
     assert keys["pti"].choices == ("on", "off") and keys["pti"].default_word == "on"

@@ -210,6 +210,28 @@ def test_held_output_is_printed_once_across_a_cut_never_lost_never_twice(run, tm
     assert second.status == EXIT_OK, second.where()
 
 
+def test_a_finished_run_booted_again_starts_afresh_and_repeats_no_line(run, tmp_path):
+    # A run that ends cleanly takes one last checkpoint at power-off, with nothing running
+    # in it, so the next boot of the same disk is a clean one: the run starts over from its
+    # first step. Without it the next boot restored the last mid-run checkpoint and did the
+    # run's tail again, printing its last lines a second time (measured: 10 lines).
+    disk = tmp_path / "disk.qcow2"
+    first = run("outcommit=on checkpoint_every=5 run=ckpt_work", disk=disk, timeout=60)
+    assert first.status == EXIT_OK, first.where()
+    assert first.matching(r"^checkpoint \d+: generation \d+, 0 envs, .*; by poweroff$"), first.where()
+    second = run("outcommit=on checkpoint_every=5 run=ckpt_work", disk=disk, timeout=60)
+    got = [line for line in second.lines if line.startswith("restore:")]
+    assert len(got) == 1 and "no program was running: clean boot" in got[0], got
+    # The same steps and sums; the generations go on from the disk's (ids are never reused).
+    def steps(r):
+        return [re.sub(r" generation \d+", "", line) for line in r.lines if line.startswith("ckpt_work:")]
+    mine, again = steps(first), steps(second)
+    assert again == mine and mine[-1].startswith("ckpt_work: done"), (mine, again)
+    assert min(map(int, re.findall(r"ckpt_work: step \d+ generation (\d+)", "\n".join(second.lines)))) > \
+        max(map(int, re.findall(r"ckpt_work: step \d+ generation (\d+)", "\n".join(first.lines))))
+    assert second.status == EXIT_OK, second.where()
+
+
 # ------------------------------------------------------------ hostile disks
 
 
