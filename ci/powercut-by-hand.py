@@ -79,6 +79,17 @@ def reshown(lines):
     return {line for line in block[:first] if line.startswith(PROGRAM)}
 
 
+def this_run(lines):
+    """A boot whose restore finds the newest checkpoint with nothing running (a clean power-off
+    took it: the workload had finished) shows the held last lines, then the command line starts
+    the workload anew: those later program lines are another run's, not this trial's."""
+    at = next((i for i, line in enumerate(lines)
+               if line.startswith("restore: generation") and "no program was running" in line), None)
+    if at is None:
+        return lines
+    return lines[:at + 1] + [line for line in lines[at + 1:] if not line.startswith(PROGRAM)]
+
+
 def main():
     if len(sys.argv) != 4 or sys.argv[2] != "--trial":
         sys.exit("usage: powercut-by-hand.py RESULT.json --trial K")
@@ -100,6 +111,7 @@ def main():
         argv = [a.replace("{kernel}", kernel).replace("{disk}", disk) if a != "{append}" else append
                 for a in result["argv"]]
         lines, was_cut, status = boot(argv, cut)
+        lines = this_run(lines)
         everything += lines
         boots.append(lines)
         cuts += was_cut

@@ -211,3 +211,29 @@ def test_a_torn_last_line_is_read_from_the_raw_log_not_the_console(tmp_path):
     assert not _ends_a_line(log)
     log.write_bytes(b"powerwork: unit 1 sum 00\n")
     assert _ends_a_line(log)
+
+
+@needs_qemu
+def test_a_cut_in_the_power_off_checkpoint_then_a_boot_finds_the_workload_finished(kernel_elf, tmp_path):
+    # The last checkpoint of a run is the one its clean power-off takes (nothing running). A cut
+    # inside it (after its header is written) leaves a disk whose newest checkpoint says "finished":
+    # the next boot shows the held last lines once and is a clean boot; the command line then
+    # starts the workload anew, and those lines are not this trial's (after_the_finish).
+    from toolchain.experiments.powercut import DISK_SIZE, FINISHED, Cut, workload_append
+    from toolchain.machine import create_disk
+
+    exp = get("powercut")
+    append = workload_append(SIZE, 10, 1)
+    expected = exp.reference(SIZE, kernel_elf)
+    whole = exp._boot(kernel_elf, append, create_disk(tmp_path / "whole.qcow2", DISK_SIZE), tmp_path, None, "whole")
+    checkpoints = [line for line in whole.lines if line.startswith("checkpoint ")]
+    assert checkpoints[-1].endswith("by poweroff"), checkpoints[-3:]
+    disk = create_disk(tmp_path / "cut.qcow2", DISK_SIZE)
+    first = exp._boot(kernel_elf, append, disk, tmp_path, Cut("step", len(checkpoints) - 1, 4), "boot1")
+    assert first.cut == "step" and "checkpoint: cut after step 4 (header written)" in first.lines, first.log
+    second = exp._boot(kernel_elf, append, disk, tmp_path, None, "boot2")
+    assert any(FINISHED.match(line) for line in second.lines), second.log
+    v = judge([first, second], expected, SIZE)
+    assert v.verdict == "ok", (v.message, first.log, second.log)
+    assert (v.figures["lost"], v.figures["doubled"], v.figures["repeated_lines"]) == (0, 0, 0), v.figures
+    assert v.figures["found_finished"] == 1

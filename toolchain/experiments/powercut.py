@@ -67,6 +67,18 @@ DONE = re.compile(rf"^{PROGRAM}: done units=\d+ checksum=[0-9a-f]+$")
 RESTORED = re.compile(r"^restore: generation \d+ from slot [AB], \d+ envs, \d+ pages, ([\d.]+) ms$")
 POWEROFF = "revenant: poweroff"
 CLEAN = re.compile(r"^restore: no (valid )?checkpoint")
+# The newest checkpoint is the one a clean power-off takes, with nothing running: the workload had
+# finished (its last lines may be the held output this restore shows again, before this line).
+FINISHED = re.compile(r"^restore: generation \d+ from slot [AB]: no program was running: clean boot$")
+
+
+def after_the_finish(lines: List[str]) -> List[str]:
+    """A boot that finds the workload finished: the program lines after its restore line belong to
+    a new run of the workload that the command line starts (not this trial's): dropped."""
+    at = next((i for i, line in enumerate(lines) if FINISHED.match(line)), None)
+    if at is None:
+        return lines
+    return lines[:at + 1] + [line for line in lines[at + 1:] if not line.startswith(PROGRAM_LINES)]
 
 
 @dataclass(frozen=True)
@@ -178,6 +190,7 @@ def judge(boots: List[Boot], expected: List[str], units: int) -> Verdict:
         "cuts": len(cut), "step_cuts": cut.count("step"), "kills": cut.count("kill"),
         "restores": len(restores),
         "clean_boots": sum(1 for b in boots[1:] for line in b.lines if CLEAN.match(line)),
+        "found_finished": sum(1 for b in boots[1:] for line in b.lines if FINISHED.match(line)),
         "checkpoints": sum(1 for b in boots for line in b.lines if CHECKPOINT_LINE.match(line)),
         "boots": len(boots),
     }
@@ -360,7 +373,7 @@ class Powercut:
                 how = None      # the kernel had powered off: the kill only beat QEMU's exit
             if cut is not None and cut.kind == "step" and result.status == 37:
                 how = "step"
-            return Boot(lines, str(m.log_path), result.status, how, torn=torn)
+            return Boot(after_the_finish(lines), str(m.log_path), result.status, how, torn=torn)
 
 
 def _ends_a_line(log: Path) -> bool:
