@@ -63,6 +63,19 @@ def test_a_shared_ring_loses_and_doubles_nothing_across_hundreds_of_restarts(run
 NMI_RESTARTS = 15
 
 
+def send_nmis(m, most: int, pause) -> int:
+    """QMP inject-nmi until the machine ends or `most` were sent, `pause()` seconds apart."""
+    sent = 0
+    while m.running and sent < most:
+        time.sleep(pause())
+        try:
+            m.qmp.execute("inject-nmi")
+        except Exception:
+            break               # the run ended between the check and the command
+        sent += 1
+    return sent
+
+
 def test_the_host_restarts_the_machine_through_nmis_at_random_instants(boot):
     # No restart_every: every restart here is one the host asked for (QMP inject-nmi), at
     # random instants 2-30 ms apart, while the ring runs; the producer goes on until it has
@@ -70,14 +83,7 @@ def test_the_host_restarts_the_machine_through_nmis_at_random_instants(boot):
     m = boot(f"hz=1000 run=ring:20000:16:0:{NMI_RESTARTS}", qmp=True, timeout=120)
     m.expect("init: ring is env", timeout=30)
     rng = random.Random(9)
-    sent = 0
-    while m.running and sent < 500:
-        time.sleep(rng.uniform(0.002, 0.03))
-        try:
-            m.qmp.execute("inject-nmi")
-        except Exception:
-            break               # the run ended between the check and the command
-        sent += 1
+    sent = send_nmis(m, 500, lambda: rng.uniform(0.002, 0.03))
     r = RunLog(m, 60)
     r.assert_sane()
     v = assert_ring_exact(r)
@@ -282,13 +288,7 @@ def test_nmis_during_the_kernels_own_boot_are_restart_requests_not_a_reset(boot)
     m = boot("run=hello", qmp=True, paused=True, timeout=60)
     m.qmp.execute("cont")
     m.expect("Revenant kernel booting", timeout=30)
-    sent = 0
-    while m.running and sent < 400:
-        try:
-            m.qmp.execute("inject-nmi")
-        except Exception:
-            break               # the run ended between the check and the command
-        sent += 1
+    sent = send_nmis(m, 400, lambda: 0)
     r = RunLog(m, 60)
     r.assert_sane()             # no reset, no panic
     assert sent > 0
