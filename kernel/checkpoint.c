@@ -205,7 +205,8 @@ static int write_header(const struct ckpt_header *h)
     return blk_write((h->generation % CKPT_SLOTS) * CKPT_SECTORS_PER_BLOCK, sector, 1);
 }
 
-static int write_release_mark(uint64_t generation, uint64_t released_seq)
+// Step 7, and the restore's too once it has shown held output again: 0 or -errno.
+int checkpoint_write_release_mark(uint64_t generation, uint64_t released_seq)
 {
     struct ckpt_release m = { .magic = CKPT_RELEASE_MAGIC, .version = CKPT_VERSION,
                               .generation = generation, .released_seq = released_seq };
@@ -289,7 +290,7 @@ static void release_output(uint64_t generation)
         return;
     outcommit_release(n);
     cut_point(6);
-    if (write_release_mark(generation, outcommit_seq()) < 0)
+    if (checkpoint_write_release_mark(generation, outcommit_seq()) < 0)
         kprintf("checkpoint %lu: release mark not written: a restore may print its output again\n",
                 generation);
     cut_point(7);

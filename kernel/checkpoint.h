@@ -30,5 +30,6 @@ void checkpoint_adopt(uint64_t generation);
 long checkpoint_quota_check(uint64_t *pml4, uint64_t len);
 
 void checkpoint_at_poweroff(void);
+int checkpoint_write_release_mark(uint64_t generation, uint64_t released_seq);
 long sys_checkpoint(void);
 #endif

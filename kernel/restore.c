@@ -483,13 +483,7 @@ static uint64_t released_mark(void)
 
 static void write_mark(uint64_t generation, uint64_t seq)
 {
-    struct ckpt_release m = { .magic = CKPT_RELEASE_MAGIC, .version = CKPT_VERSION,
-                              .generation = generation, .released_seq = seq };
-    m.crc = crc32c(&m, offsetof(struct ckpt_release, crc));
-    memset(rs.window, 0, sizeof(rs.window));
-    memcpy(rs.window, &m, sizeof(m));
-    rs.window_block = UINT64_MAX;
-    if (blk_write(CKPT_RELEASE_BLOCK * SECTORS_PER_BLOCK, rs.window, 1) < 0 || blk_flush() < 0)
+    if (checkpoint_write_release_mark(generation, seq) < 0)
         kprintf("restore: release mark not written: a restore may print this output again\n");
 }
 
